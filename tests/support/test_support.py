@@ -1,0 +1,70 @@
+"""The test infrastructure works here: PostgreSQL starts, chromium renders, a live server serves."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.support.browser import launch_chromium, serve_in_thread
+from tests.support.postgres import PostgresCluster, running_cluster
+from tests.support.reference import reference_data_dir, require_reference
+
+
+@pytest.mark.postgres
+def test_a_throwaway_postgres_cluster_starts_and_serves_a_new_database() -> None:
+    with running_cluster() as cluster:
+        url = cluster.create_database("tw_support_check")
+        assert url == f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/tw_support_check"
+        with psycopg.connect(cluster.dsn("tw_support_check")) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+            assert conn.execute("show server_encoding").fetchone() == ("UTF8",)
+            assert conn.execute("show fsync").fetchone() == ("off",)
+        base_dir = cluster.base_dir
+    assert base_dir is not None and not base_dir.exists()  # stopped and deleted
+
+
+@pytest.mark.postgres
+def test_the_cluster_url_works_with_sqlalchemy() -> None:
+    import sqlalchemy
+
+    with PostgresCluster() as cluster:
+        engine = sqlalchemy.create_engine(cluster.create_database("tw_support_sa"))
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("select 'chongqing 重庆'")).scalar() == "chongqing 重庆"
+        engine.dispose()
+
+
+@pytest.mark.browser
+def test_headless_chromium_loads_a_page() -> None:
+    with launch_chromium() as browser:
+        page = browser.new_page()
+        page.goto("data:text/html,<title>Trade Window</title><p>hello</p>")
+        assert page.title() == "Trade Window"
+
+
+@pytest.mark.browser
+def test_chromium_reaches_an_app_served_in_a_thread() -> None:
+    async def app(scope, receive, send):  # the smallest ASGI app
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+        await send({"type": "http.response.body", "body": b"<title>served</title>"})
+
+    with serve_in_thread(app) as base_url, launch_chromium() as browser:
+        assert base_url.startswith("http://127.0.0.1:")
+        page = browser.new_page()
+        page.goto(base_url + "/")
+        assert page.title() == "served"
+
+
+def test_reference_data_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("TRADEWINDOW_REFERENCE_DATA", str(tmp_path))
+    assert reference_data_dir() == tmp_path
+    (tmp_path / "present").mkdir()
+    assert require_reference("present") == tmp_path / "present"
+    with pytest.raises(pytest.skip.Exception, match=f"reference data absent-set absent at {tmp_path}"):
+        require_reference("absent-set")

@@ -1,0 +1,172 @@
+"""The `tradewindow` command: serve, worker, demo, database migrations and day-to-day admin."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradewindow.platform.auth import SYSTEM
+from tradewindow.platform.db import UnitOfWork, make_engine
+from tradewindow.platform.errors import DomainError
+from tradewindow.platform.settings import get_settings
+
+app = typer.Typer(help="Trade Window: the single window of a free-trade zone.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+enterprises_app = typer.Typer(help="The enterprise registry.", no_args_is_help=True)
+calendar_app = typer.Typer(help="The working-day calendar.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(enterprises_app, name="enterprises")
+app.add_typer(calendar_app, name="calendar")
+console = Console()
+err = Console(stderr=True)
+
+
+def _engine():
+    return make_engine(get_settings().database_url)
+
+
+def _fail(exc: DomainError) -> None:
+    """Errors go to stderr as the API's JSON shape, exit status 1."""
+    err.print_json(json.dumps({"errors": [p.as_dict() for p in exc.problems]}))
+    raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create or migrate the database (SQLite or PostgreSQL) to the latest schema."""
+    from tradewindow.migrations import current_revision, upgrade
+
+    engine = _engine()
+    upgrade(engine, revision)
+    console.print(f"Database at revision [bold]{current_revision(engine)}[/] ({engine.url.render_as_string()})")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT")] = 8000) -> None:
+    """Run the web server (UI and API)."""
+    import uvicorn
+
+    from tradewindow.web.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run the background worker: outbox relay and queued jobs."""
+    import logging
+
+    from tradewindow.platform.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    Worker(_engine(), get_settings().worker_poll_seconds).run_forever()
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT")] = 8000) -> None:
+    """Migrate, load the demo zone if the database is new, and serve the web UI, the API and the
+    worker on one address."""
+    import uvicorn
+
+    from tradewindow.demo import demo_accounts, is_loaded, load_demo
+    from tradewindow.migrations import upgrade
+    from tradewindow.platform.worker import run_in_thread
+    from tradewindow.web.app import create_app
+
+    os.environ["TRADEWINDOW_DEMO_MODE"] = "true"
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    if not is_loaded(engine):
+        with console.status("Loading the demo zone..."):
+            load_demo(engine)
+        console.print("Demo zone loaded.")
+    run_in_thread(engine, settings.worker_poll_seconds)
+    table = Table(title="Demo accounts (password: demo)")
+    table.add_column("username")
+    table.add_column("role")
+    table.add_column("who")
+    for account in demo_accounts():
+        table.add_row(account.username, account.role, account.description)
+    console.print(table)
+    console.print(f"Trade Window is at [bold]http://{host}:{port}[/] (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="warning")
+
+
+@users_app.command("create")
+def users_create(username: str, role: str,
+                 password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                                       confirmation_prompt=True)],
+                 display_name: str = "", enterprise: Annotated[str | None, typer.Option(
+                     help="The enterprise's credit code (enterprise roles)")] = None,
+                 agency: Annotated[str | None, typer.Option(help="The agency's code (officers)")] = None) -> None:
+    """Create a user (as the machine's operator)."""
+    from tradewindow.registry import service
+
+    try:
+        user = service.create_user(UnitOfWork(_engine()), SYSTEM, username, password, role,
+                                   display_name, enterprise, agency)
+    except DomainError as exc:
+        _fail(exc)
+    console.print(f"Created user [bold]{user['username']}[/] ({user['role']}), id {user['id']}")
+
+
+@users_app.command("reset-password")
+def users_reset_password(username: str, password: Annotated[str, typer.Option(
+        prompt=True, hide_input=True, confirmation_prompt=True)]) -> None:
+    """Set a new password for a user; also unlocks the account."""
+    from tradewindow.registry import service
+
+    uow = UnitOfWork(_engine())
+    user = next((u for u in service.list_users(uow, SYSTEM) if u["username"] == username), None)
+    if user is None:
+        err.print(f"No user {username!r}.")
+        raise typer.Exit(1)
+    try:
+        service.reset_password(uow, SYSTEM, user["id"], password)
+    except DomainError as exc:
+        _fail(exc)
+    console.print(f"Password of {username} reset.")
+
+
+@enterprises_app.command("list")
+def enterprises_list(q: str | None = None, sector: str | None = None, status: str | None = None,
+                     as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List registered enterprises."""
+    from tradewindow.registry import service
+
+    result = service.list_enterprises(UnitOfWork(_engine()), SYSTEM, q, sector, status, limit=500)
+    if as_json:
+        sys.stdout.write(json.dumps(result["items"], default=str, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title=f"Enterprises ({result['total']})")
+    for column in ("credit code", "name", "area", "kinds", "tier", "status"):
+        table.add_column(column)
+    for e in result["items"]:
+        table.add_row(e["uscc"], f"{e['name_zh']}\n{e['name_en']}", e["sector"], ", ".join(e["kinds"]),
+                      e["credit_tier"], e["status"])
+    console.print(table)
+
+
+@calendar_app.command("working-days")
+def calendar_working_days(start: str, end: str) -> None:
+    """Working days after START up to and including END (dates as YYYY-MM-DD)."""
+    from tradewindow.platform.calendar_store import load_calendar
+
+    with UnitOfWork(_engine()).read() as conn:
+        days = load_calendar(conn).working_days_between(date.fromisoformat(start), date.fromisoformat(end))
+    console.print(days)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,50 @@
+"""Alembic migrations for every context's tables; they run on SQLite and PostgreSQL alike.
+
+`upgrade(url)` is what `tradewindow db upgrade`, the demo and the tests call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+HERE = Path(__file__).resolve().parent
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to `revision`, on the given engine's connection (so SQLite pragmas and
+    in-memory databases are the engine's own)."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def all_tables_metadata():
+    """The MetaData with every context's tables registered on it."""
+    import tradewindow.platform.tables  # noqa: F401
+    import tradewindow.registry.tables  # noqa: F401
+    from tradewindow.platform.db import metadata
+
+    for module in ("tradewindow.tariff.tables",):
+        try:
+            __import__(module)
+        except ModuleNotFoundError:
+            pass
+    return metadata

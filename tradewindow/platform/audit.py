@@ -1,0 +1,38 @@
+"""The audit log: who did what to which object, from which state to which. Written by
+`uow.audit(...)` inside the business action's own transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from tradewindow.platform.db import utcnow
+from tradewindow.platform.ids import new_id
+from tradewindow.platform.tables import audit_log
+
+
+def record_audit(conn: Connection, actor: Any, action: str, object_type: str, object_id: str,
+                 before: dict | None, after: dict | None) -> None:
+    conn.execute(insert(audit_log).values(
+        id=new_id(), at=utcnow(),
+        actor_user_id=getattr(actor, "user_id", None),
+        actor_name=getattr(actor, "username", None) or "system",
+        action=action, object_type=object_type, object_id=object_id,
+        before=before, after=after,
+    ))
+
+
+def audit_trail(conn: Connection, object_type: str, object_id: str) -> list[dict]:
+    rows = conn.execute(select(audit_log).where(
+        audit_log.c.object_type == object_type, audit_log.c.object_id == object_id,
+    ).order_by(audit_log.c.id)).mappings()
+    return [dict(r) for r in rows]
+
+
+def recent_audit(conn: Connection, limit: int = 100, action_prefix: str | None = None) -> list[dict]:
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if action_prefix:
+        query = query.where(audit_log.c.action.startswith(action_prefix))
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,181 @@
+"""The database: one SQLAlchemy MetaData for every context's tables, the engine, and the unit of
+work that every business action runs in.
+
+SQLite (the embedded default) gets WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for
+writing transactions, so two writers queue up instead of failing half-way with "database is
+locked". PostgreSQL is reached through psycopg 3 and gets row locks (FOR UPDATE) where the
+services ask for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from tradewindow.platform.errors import Conflict
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def id_column_type() -> String:
+    """Ids are ULIDs (see platform.ids)."""
+    return String(26)
+
+
+class UtcDateTime(TypeDecorator):
+    """Timestamps are stored in UTC and always come back timezone-aware, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def Json() -> JSON:  # noqa: N802 - reads like a column type
+    return JSON(none_as_null=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         json_serializer=_json_dumps)
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, json_serializer=_json_dumps,
+                           connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how a transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A writer takes the write lock up front: a deferred transaction that reads and then
+        # writes can fail with SQLITE_BUSY half-way; an immediate one waits its turn instead.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer", True) else "BEGIN")
+
+    return engine
+
+
+def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "sqlite"
+
+
+class UnitOfWork:
+    """One database transaction around one business action, with its audit records and outbox
+    events written in the same transaction (so a change, its audit and its event are committed
+    together or not at all).
+
+    Nested `transaction()` calls join the outer one: a service that calls another context's
+    service keeps a single transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+        self._writing = False
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("no transaction open: use `with uow.transaction():` or `uow.read()`")
+        return self._conn
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A writing transaction. Unique-constraint violations at commit become 409 `duplicate`."""
+        if self._conn is not None:
+            if not self._writing:
+                raise RuntimeError("cannot write inside a read-only unit of work")
+            yield self._conn
+            return
+        with self._open(writer=True) as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self._open(writer=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _open(self, writer: bool) -> Iterator[Connection]:
+        conn = self.engine.connect()
+        conn.info["writer"] = writer
+        try:
+            with conn.begin():
+                self._conn, self._writing = conn, writer
+                yield conn
+        except IntegrityError as exc:
+            raise Conflict(_integrity_message(exc), "duplicate") from exc
+        finally:
+            self._conn, self._writing = None, False
+            conn.close()
+
+    # Audit and outbox live in platform.audit / platform.outbox; these shortcuts keep service code
+    # to one line per record.
+    def audit(self, actor: Any, action: str, object_type: str, object_id: str,
+              before: dict | None = None, after: dict | None = None) -> None:
+        from tradewindow.platform.audit import record_audit
+
+        record_audit(self.conn, actor, action, object_type, object_id, before, after)
+
+    def emit(self, event_type: str, aggregate_type: str, aggregate_id: str,
+             payload: dict | None = None, owner_enterprise_id: str | None = None) -> str:
+        from tradewindow.platform.outbox import append_event
+
+        return append_event(self.conn, event_type, aggregate_type, aggregate_id, payload or {},
+                            owner_enterprise_id)
+
+
+def _integrity_message(exc: IntegrityError) -> str:
+    return "This record already exists (a unique business number or reference is taken)."

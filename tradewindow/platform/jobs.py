@@ -1,0 +1,149 @@
+"""The job queue. `JobQueue` is the interface; `DatabaseJobQueue` keeps jobs in a table (the
+embedded default), and a NATS JetStream implementation can satisfy the same contract for
+deployments beyond one machine (settings.job_queue picks one).
+
+A job is claimed by a conditional update (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock
+of BEGIN IMMEDIATE on SQLite), so two workers never run the same job. A claim is a lease: a
+worker that dies leaves its job to be claimed again once the lease has run out. A failed job is
+retried with exponential back-off and goes to the dead-letter state after its last attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, insert, or_, select, update
+
+from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.ids import new_id
+from tradewindow.platform.tables import jobs
+
+QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    queue: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+class JobQueue(Protocol):
+    def enqueue(self, queue: str, payload: dict[str, Any], *, dedup_key: str | None = None,
+                run_after: datetime | None = None, max_attempts: int = 5) -> str: ...
+
+    def claim(self, queue: str, worker: str, limit: int = 1) -> list[Job]: ...
+
+    def complete(self, job: Job) -> None: ...
+
+    def fail(self, job: Job, error: str) -> str: ...
+
+    def depth(self) -> dict[str, int]: ...
+
+
+def backoff(attempts: int) -> timedelta:
+    """Seconds before the next try: 2, 4, 8, ... capped at one hour."""
+    return timedelta(seconds=min(2 ** attempts, 3600))
+
+
+class DatabaseJobQueue:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], lease: timedelta = timedelta(minutes=5)):
+        self._uow = uow_factory
+        self.lease = lease
+
+    def enqueue(self, queue: str, payload: dict[str, Any], *, dedup_key: str | None = None,
+                run_after: datetime | None = None, max_attempts: int = 5,
+                uow: UnitOfWork | None = None) -> str:
+        """Add a job. Given the caller's `uow`, the job joins the caller's transaction, so it exists
+        exactly when the change that asked for it was committed. A repeated dedup_key returns the
+        first job's id."""
+        uow = uow or self._uow()
+        with uow.transaction() as conn:
+            if dedup_key is not None:
+                existing = conn.execute(select(jobs.c.id).where(jobs.c.dedup_key == dedup_key)).scalar()
+                if existing:
+                    return existing
+            job_id = new_id()
+            now = utcnow()
+            conn.execute(insert(jobs).values(
+                id=job_id, queue=queue, payload=payload, status=QUEUED, dedup_key=dedup_key,
+                attempts=0, max_attempts=max_attempts, run_after=run_after or now, created_at=now,
+            ))
+            return job_id
+
+    def claim(self, queue: str, worker: str, limit: int = 1) -> list[Job]:
+        uow = self._uow()
+        with uow.transaction() as conn:
+            now = utcnow()
+            claimable = or_(
+                (jobs.c.status == QUEUED) & (jobs.c.run_after <= now),
+                (jobs.c.status == RUNNING) & (jobs.c.locked_until < now),   # lease ran out
+            )
+            query = (select(jobs).where(jobs.c.queue == queue, claimable)
+                     .order_by(jobs.c.run_after, jobs.c.id).limit(limit))
+            if uow.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            claimed = []
+            for row in conn.execute(query).mappings().all():
+                result = conn.execute(
+                    update(jobs).where(jobs.c.id == row["id"], jobs.c.status == row["status"])
+                    .values(status=RUNNING, locked_by=worker, locked_until=now + self.lease,
+                            attempts=row["attempts"] + 1))
+                if result.rowcount == 1:
+                    claimed.append(Job(row["id"], row["queue"], row["payload"],
+                                       row["attempts"] + 1, row["max_attempts"]))
+            return claimed
+
+    def complete(self, job: Job) -> None:
+        with self._uow().transaction() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+                status=DONE, finished_at=utcnow(), locked_by=None, locked_until=None))
+
+    def fail(self, job: Job, error: str) -> str:
+        """Record a failure; returns the job's new status (queued for a retry, or dead)."""
+        status = DEAD if job.attempts >= job.max_attempts else QUEUED
+        with self._uow().transaction() as conn:
+            now = utcnow()
+            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+                status=status, last_error=error[:4000], locked_by=None, locked_until=None,
+                run_after=now + backoff(job.attempts),
+                finished_at=now if status == DEAD else None))
+        return status
+
+    def retry_dead(self, job_id: str) -> bool:
+        """An operator puts a dead job back in the queue after fixing its cause."""
+        with self._uow().transaction() as conn:
+            result = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == DEAD)
+                                  .values(status=QUEUED, attempts=0, run_after=utcnow(),
+                                          finished_at=None))
+            return result.rowcount == 1
+
+    def depth(self) -> dict[str, int]:
+        with self._uow().read() as conn:
+            rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
+        return {status: count for status, count in rows}
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._uow().read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        return dict(row) if row else None
+
+
+JobHandler = Callable[[UnitOfWork, dict[str, Any]], None]
+_handlers: dict[str, JobHandler] = {}
+
+
+def handles(queue: str) -> Callable[[JobHandler], JobHandler]:
+    """Register the function that runs the jobs of a queue (contexts call this at import)."""
+    def register(handler: JobHandler) -> JobHandler:
+        _handlers[queue] = handler
+        return handler
+    return register
+
+
+def registered_queues() -> dict[str, JobHandler]:
+    return dict(_handlers)

@@ -1,0 +1,38 @@
+"""Settings from environment variables prefixed TRADEWINDOW_ (documented in the README)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRADEWINDOW_", extra="ignore")
+
+    # SQLite file under ./var by default; postgresql+psycopg://user:pass@host/db for a real deployment.
+    database_url: str = "sqlite:///var/tradewindow.db"
+    # Demo mode allows the demo accounts' password "demo"; a real deployment refuses it.
+    demo_mode: bool = False
+    # Business dates (acceptance day, working days, a buyer's calendar year) are in this zone.
+    time_zone: str = "Asia/Shanghai"
+    # Requests with a larger body are refused with 413 before they are read.
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Where tests and importers find the public reference data (../shared/data in CI).
+    reference_data: Path = Path("../shared/data")
+    # Login safety: this many failures in a row lock the account for lockout_minutes.
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+    # Lifetime of a token from POST /api/v1/auth/token and of a web session.
+    token_hours: int = 12
+    # Cookies are marked Secure when the site is served over HTTPS.
+    secure_cookies: bool = False
+    # Job queue: "database" (embedded default); a NATS JetStream implementation will join it.
+    job_queue: str = "database"
+    worker_poll_seconds: float = 0.5
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,70 @@
+"""The background worker: relays outbox events to their subscribers and runs queued jobs.
+
+Several workers may run at once (on PostgreSQL, on several machines): the relay numbers events
+under a lock and jobs are claimed by conditional update, so none is done twice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+
+from sqlalchemy import Engine
+
+from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.jobs import DatabaseJobQueue, registered_queues
+from tradewindow.platform.outbox import relay_pending
+
+log = logging.getLogger("tradewindow.worker")
+
+
+class Worker:
+    def __init__(self, engine: Engine, poll_seconds: float = 0.5, name: str | None = None) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.queue = DatabaseJobQueue(lambda: UnitOfWork(engine))
+        self.stopping = threading.Event()
+
+    def run_once(self) -> int:
+        """One round: relay events, then run the jobs that are due. Returns the work done."""
+        done = relay_pending(UnitOfWork(self.engine))
+        for queue_name, handler in registered_queues().items():
+            for job in self.queue.claim(queue_name, self.name, limit=20):
+                try:
+                    handler(UnitOfWork(self.engine), job.payload)
+                except Exception as exc:  # noqa: BLE001 - a job's failure must not stop the worker
+                    status = self.queue.fail(job, f"{type(exc).__name__}: {exc}")
+                    log.warning("job %s on %s failed (%s): %s", job.id, queue_name, status, exc)
+                else:
+                    self.queue.complete(job)
+                done += 1
+        return done
+
+    def run_forever(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(signum, lambda *_: self.stopping.set())
+            except ValueError:   # not the main thread (tests run the worker in a thread)
+                pass
+        log.info("worker %s started", self.name)
+        while not self.stopping.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # noqa: BLE001 - keep going; the database may be restarting
+                log.exception("worker round failed; retrying")
+                busy = 0
+            if not busy:
+                self.stopping.wait(self.poll_seconds)
+        log.info("worker %s stopped", self.name)
+
+
+def run_in_thread(engine: Engine, poll_seconds: float = 0.5) -> tuple[Worker, threading.Thread]:
+    worker = Worker(engine, poll_seconds)
+    thread = threading.Thread(target=worker.run_forever, name="tradewindow-worker", daemon=True)
+    thread.start()
+    return worker, thread
+
+

@@ -1,0 +1,60 @@
+"""App assembly: one FastAPI application serving the JSON API under /api/v1 and the web UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from tradewindow import __version__
+from tradewindow.platform import api as platform_api
+from tradewindow.platform.db import make_engine
+from tradewindow.platform.metrics import MetricsMiddleware
+from tradewindow.platform.settings import Settings, get_settings
+from tradewindow.platform.web import BodySizeLimit, install_error_handlers
+from tradewindow.registry import api as registry_api
+from tradewindow.registry import pages as registry_pages
+from tradewindow.registry import service as registry_service
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """The single window of a free-trade zone: file once; customs, quarantine, licensing
+and the zone authority act on the same filing.
+
+Authenticate with `POST /api/v1/auth/token` and send `Authorization: Bearer <token>` (or an API
+key). Errors always have the shape `{"errors": [{"path", "code", "message"}]}`; a request that
+fails validation lists every problem at once. Each endpoint's description names the roles that
+may call it."""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Trade Window", version=__version__, description=DESCRIPTION,
+                  docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.database_url)
+    app.state.authenticator = registry_service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (platform_api.router, registry_api.router, registry_pages.router):
+        app.include_router(router)
+    _include_optional_contexts(app)
+    return app
+
+
+def _include_optional_contexts(app: FastAPI) -> None:
+    """Contexts added by later work plug their routers in here."""
+    from importlib import import_module
+
+    for module_name in ("tradewindow.tariff.api", "tradewindow.tariff.pages"):
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        app.include_router(module.router)

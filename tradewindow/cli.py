@@ -22,10 +22,15 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 enterprises_app = typer.Typer(help="The enterprise registry.", no_args_is_help=True)
 calendar_app = typer.Typer(help="The working-day calendar.", no_args_is_help=True)
+tariff_app = typer.Typer(help="The tariff: nomenclature, schedule, agreements, exchange rates.",
+                         no_args_is_help=True)
+tax_app = typer.Typer(help="Duty and tax quotes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(enterprises_app, name="enterprises")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(tariff_app, name="tariff")
+app.add_typer(tax_app, name="tax")
 console = Console()
 err = Console(stderr=True)
 
@@ -166,6 +171,77 @@ def calendar_working_days(start: str, end: str) -> None:
     with UnitOfWork(_engine()).read() as conn:
         days = load_calendar(conn).working_days_between(date.fromisoformat(start), date.fromisoformat(end))
     console.print(days)
+
+
+def _read(path: str) -> str:
+    return sys.stdin.read() if path == "-" else open(path, encoding="utf-8-sig").read()
+
+
+def _tariff_import(kind: str, path: str) -> None:
+    from tradewindow.tariff import service
+
+    action = {"hs": service.import_hs, "schedule": service.import_schedule,
+              "agreements": service.import_agreements, "exchange-rates": service.import_exchange_rates}[kind]
+    try:
+        with console.status(f"Loading {kind} from {path}..."):
+            summary = action(UnitOfWork(_engine()), SYSTEM, _read(path))
+    except DomainError as exc:
+        _fail(exc)
+    console.print(f"Loaded: {summary}")
+
+
+@tariff_app.command("import-hs")
+def tariff_import_hs(file: str) -> None:
+    """Load the HS nomenclature (section,hscode,description,parent,level), replacing the old one."""
+    _tariff_import("hs", file)
+
+
+@tariff_app.command("import-schedule")
+def tariff_import_schedule(file: str) -> None:
+    """Replace the whole schedule with a CSV (format: tradewindow/tariff/data/README.md)."""
+    _tariff_import("schedule", file)
+
+
+@tariff_app.command("import-agreements")
+def tariff_import_agreements(file: str) -> None:
+    """Replace the trade agreements with a CSV."""
+    _tariff_import("agreements", file)
+
+
+@tariff_app.command("import-exchange-rates")
+def tariff_import_exchange_rates(file: str) -> None:
+    """Replace the exchange rates with a CSV."""
+    _tariff_import("exchange-rates", file)
+
+
+@tariff_app.command("export")
+def tariff_export(kind: Annotated[str, typer.Argument(help="schedule | agreements | exchange-rates")]) -> None:
+    """Write the schedule, agreements or exchange rates as CSV to standard output."""
+    from tradewindow.tariff import service
+
+    exports = {"schedule": service.export_schedule, "agreements": service.export_agreements,
+               "exchange-rates": service.export_exchange_rates}
+    if kind not in exports:
+        err.print(f"Unknown export {kind!r}; one of {', '.join(exports)}.")
+        raise typer.Exit(2)
+    sys.stdout.write(exports[kind](UnitOfWork(_engine())))
+
+
+@tax_app.command("quote")
+def tax_quote(file: Annotated[str, typer.Argument(help="JSON request file, or - for stdin")] = "-") -> None:
+    """Quote duty, consumption tax and VAT: the same JSON in and out as POST /api/v1/tax/quote."""
+    from tradewindow.tariff import service
+
+    try:
+        raw = json.loads(_read(file))
+    except json.JSONDecodeError as exc:
+        err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
+        raise typer.Exit(1) from exc
+    try:
+        result = service.quote(UnitOfWork(_engine()), SYSTEM, raw)
+    except DomainError as exc:
+        _fail(exc)
+    sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -139,4 +139,7 @@ def _actor_of(uow: UnitOfWork, username: str) -> Actor:
 
 
 def _extend(engine: Engine) -> None:
-    """Later contexts add their demo data here (tariff schedule, declarations, ...)."""
+    """What later contexts add to the demo: the tariff schedule, ..."""
+    from tradewindow.tariff import service as tariff
+
+    tariff.load_demo_schedule(UnitOfWork(engine), SYSTEM)

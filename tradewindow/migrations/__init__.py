@@ -40,11 +40,7 @@ def all_tables_metadata():
     """The MetaData with every context's tables registered on it."""
     import tradewindow.platform.tables  # noqa: F401
     import tradewindow.registry.tables  # noqa: F401
+    import tradewindow.tariff.tables  # noqa: F401
     from tradewindow.platform.db import metadata
 
-    for module in ("tradewindow.tariff.tables",):
-        try:
-            __import__(module)
-        except ModuleNotFoundError:
-            pass
     return metadata

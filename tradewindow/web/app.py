@@ -17,6 +17,7 @@ from tradewindow.platform.web import BodySizeLimit, install_error_handlers
 from tradewindow.registry import api as registry_api
 from tradewindow.registry import pages as registry_pages
 from tradewindow.registry import service as registry_service
+from tradewindow.tariff import api as tariff_api
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -40,21 +41,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (platform_api.router, registry_api.router, registry_pages.router):
+    for router in (platform_api.router, registry_api.router, registry_pages.router,
+                   tariff_api.router):
         app.include_router(router)
-    _include_optional_contexts(app)
     return app
-
-
-def _include_optional_contexts(app: FastAPI) -> None:
-    """Contexts added by later work plug their routers in here."""
-    from importlib import import_module
-
-    for module_name in ("tradewindow.tariff.api", "tradewindow.tariff.pages"):
-        try:
-            module = import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        app.include_router(module.router)

@@ -100,3 +100,22 @@ class Money:
 
     def __str__(self) -> str:
         return f"{format_amount(self.amount, self.currency)} {self.currency}"
+
+
+def apportion(total: Decimal, weights: list[Decimal], currency: str = CNY) -> list[Decimal]:
+    """Split `total` over `weights` in whole minor units, so the parts add up to the total
+    exactly (largest remainder: the rounding left-overs go to the largest fractions, ties to the
+    earlier share). Used to spread freight and insurance over a declaration's items by value."""
+    if not weights:
+        return []
+    weight_sum = sum(weights, Decimal(0))
+    units = to_minor_units(round_money(total, currency), currency)
+    if weight_sum == 0:
+        weights, weight_sum = [Decimal(1)] * len(weights), Decimal(len(weights))
+    exact = [Decimal(units) * w / weight_sum for w in weights]
+    floors = [int(e) for e in exact]
+    left = units - sum(floors)
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return [from_minor_units(u, currency) for u in floors]

@@ -36,6 +36,7 @@ from typing import Protocol
 import pycountry
 
 from tradewindow.platform.errors import Problem, Problems, ValidationFailed
+from tradewindow.platform.fields import FieldReader
 from tradewindow.platform.money import fen, parse_decimal
 
 ZERO = Decimal(0)
@@ -973,65 +974,8 @@ OVERRIDE_FIELDS = frozenset({"duty", "duty_specific", "consumption_tax",
                              "consumption_tax_specific", "vat"})
 
 
-class _Fields:
-    """Reads one JSON object, adding a problem for each bad field instead of stopping."""
-
-    def __init__(self, raw: Mapping[str, object], path: str, problems: Problems) -> None:
-        self.raw = raw
-        self.base = path
-        self.problems = problems
-
-    def path(self, name: str) -> str:
-        return f"{self.base}.{name}" if self.base else name
-
-    def given(self, name: str) -> bool:
-        return self.raw.get(name) is not None
-
-    def add(self, name: str, code: str, message: str) -> None:
-        self.problems.add(self.path(name) if name else self.base, code, message)
-
-    def refuse_unknown(self, allowed: frozenset[str]) -> None:
-        for name in sorted(set(self.raw) - allowed):
-            self.add(name, "unknown_field", f"{name!r} is not a field of this object.")
-
-    def text(self, name: str, *, required: bool = False) -> str | None:
-        value = self.raw.get(name)
-        if value is None:
-            if required:
-                self.add(name, "required", f"{name} is required.")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.add(name, "not_a_string", f"{name} must be a non-empty string.")
-            return None
-        return value.strip()
-
-    def amount(self, name: str, *, required: bool = False, positive: bool = False) -> Decimal | None:
-        value = self.raw.get(name)
-        if value is None:
-            if required:
-                self.add(name, "required", f"{name} is required.")
-            return None
-        number = parse_decimal(value)
-        if number is None:
-            self.add(name, "not_a_number",
-                     f"{name} must be a decimal number written as a string, like \"12.50\".")
-            return None
-        if number < 0:
-            self.add(name, "negative_amount", f"{name} must not be negative.")
-            return None
-        if positive and number == 0:
-            self.add(name, "not_positive", f"{name} must be greater than zero.")
-            return None
-        return number
-
-    def rate(self, name: str, *, below_one: bool = False) -> Decimal | None:
-        number = self.amount(name)
-        if number is not None and (number > ONE or (below_one and number == ONE)):
-            limit = "below 1" if below_one else "between 0 and 1"
-            self.add(name, "rate_out_of_range",
-                     f"{name} is a fraction {limit} (0.13 means 13 %).")
-            return None
-        return number
+# The reader of raw JSON objects is shared with every context's edge.
+_Fields = FieldReader
 
 
 def parse_quote_request(raw: object, lookup: TariffLookup, today: date) -> QuoteRequest:

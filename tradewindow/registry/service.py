@@ -291,22 +291,26 @@ def create_user(uow: UnitOfWork, actor: Actor, username: str, password: str, rol
     if role not in {r.value for r in Role}:
         problems.add("role", "invalid_choice", f"Role is one of: {', '.join(r.value for r in Role)}.")
     problems.extend(model.validate_password(password, get_settings().demo_mode or is_demo).items)
-    problems.raise_if_any()
     with uow.transaction() as conn:
+        # Every problem at once: the lookups add theirs to the format checks' before refusing.
         enterprise_id = agency_id = None
         kinds = agency_kind = None
         if enterprise_uscc:
             row = _find_enterprise(uow, enterprise_uscc)
             if row is None:
-                raise ValidationFailed("No enterprise with this credit code.", "unknown_enterprise",
-                                       "enterprise_uscc")
-            enterprise_id, kinds = row["id"], tuple(row["kinds"])
+                problems.add("enterprise_uscc", "unknown_enterprise", "No enterprise with this credit code.")
+            else:
+                enterprise_id, kinds = row["id"], tuple(row["kinds"])
         if agency_code:
             agency = conn.execute(select(agencies).where(agencies.c.code == agency_code)).mappings().first()
             if agency is None:
-                raise ValidationFailed("No agency with this code.", "unknown_agency", "agency_code")
-            agency_id, agency_kind = agency["id"], agency["kind"]
-        model.validate_user_placement(Role(role), kinds, agency_kind).raise_if_any()
+                problems.add("agency_code", "unknown_agency", "No agency with this code.")
+            else:
+                agency_id, agency_kind = agency["id"], agency["kind"]
+        found = (enterprise_id is not None or not enterprise_uscc) and (agency_id is not None or not agency_code)
+        if role in {r.value for r in Role} and found:   # placement is moot for what does not exist
+            problems.extend(model.validate_user_placement(Role(role), kinds, agency_kind).items)
+        problems.raise_if_any()
         return _insert_user(uow, actor, username, password, Role(role), display_name or username,
                             enterprise_id, agency_id, is_demo)
 

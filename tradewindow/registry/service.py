@@ -149,6 +149,10 @@ def register_withdrawal_check(name: str, check: WithdrawalCheck) -> None:
     _withdrawal_checks[name] = check
 
 
+def unregister_withdrawal_check(name: str) -> None:
+    _withdrawal_checks.pop(name, None)
+
+
 def open_obligations(uow: UnitOfWork, enterprise_id: str) -> list[Problem]:
     with uow.read():
         return [p for check in _withdrawal_checks.values() for p in check(uow, enterprise_id)]
@@ -178,7 +182,8 @@ def withdraw_enterprise(uow: UnitOfWork, actor: Actor, enterprise_id: str, reaso
             or_(broker_authorisations.c.trader_id == enterprise_id,
                 broker_authorisations.c.broker_id == enterprise_id),
             broker_authorisations.c.revoked_at.is_(None)).values(revoked_at=now))
-        after = {**before, "status": EnterpriseStatus.WITHDRAWN.value, "withdrawn_at": now}
+        after = {**before, "status": EnterpriseStatus.WITHDRAWN.value, "withdrawn_at": now,
+                 "version": before["version"] + 1}
         uow.audit(actor, "registry.enterprise_withdrawn", "enterprise", enterprise_id,
                   _public(before), {**_public(after), "reason": reason})
         uow.emit("registry.enterprise_withdrawn", "enterprise", enterprise_id, {"reason": reason},
@@ -204,6 +209,12 @@ def start_up_enterprise(uow: UnitOfWork, actor: Actor, client_reference: str, da
                 problems.add(f"licences[{i}]", "unknown_licence_type",
                              f"Licence type is one of: {', '.join(model.LICENCE_TYPES)}.")
         if first_user is not None:
+            if not USERNAME.fullmatch(first_user.get("username") or ""):
+                problems.add("first_user.username", "invalid_username", USERNAME_RULE)
+            if first_user.get("role") not in data.kinds:
+                problems.add("first_user.role", "role_not_for_enterprise",
+                             "The first user's role is one of what the enterprise does "
+                             f"({', '.join(data.kinds) or 'nothing yet'}).")
             problems.extend(model.validate_password(first_user.get("password", ""),
                                                     get_settings().demo_mode, "first_user.password").items)
         problems.raise_if_any()
@@ -280,14 +291,17 @@ def agency_by_code(uow: UnitOfWork, code: str) -> dict | None:
 # --- users and credentials -----------------------------------------------------------------------
 
 
+USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+USERNAME_RULE = "A username has 1 to 64 letters, digits, '.', '_' or '-'."
+
+
 def create_user(uow: UnitOfWork, actor: Actor, username: str, password: str, role: str,
                 display_name: str = "", enterprise_uscc: str | None = None,
                 agency_code: str | None = None, is_demo: bool = False) -> dict:
     require(actor.is_(Role.ADMIN), "role_not_allowed", "Only an administrator creates users.")
     problems = Problems()
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", username or ""):
-        problems.add("username", "invalid_username",
-                     "A username has 1 to 64 letters, digits, '.', '_' or '-'.")
+    if not USERNAME.fullmatch(username or ""):
+        problems.add("username", "invalid_username", USERNAME_RULE)
     if role not in {r.value for r in Role}:
         problems.add("role", "invalid_choice", f"Role is one of: {', '.join(r.value for r in Role)}.")
     problems.extend(model.validate_password(password, get_settings().demo_mode or is_demo).items)
@@ -599,12 +613,11 @@ def record_licence(uow: UnitOfWork, actor: Actor, enterprise_uscc: str, licence_
                      f"Licence type is one of: {', '.join(model.LICENCE_TYPES)}.")
     if not number.strip():
         problems.add("number", "required", "The licence number is required.")
-    problems.raise_if_any()
     with uow.transaction():
         enterprise = _find_enterprise(uow, enterprise_uscc)
         if enterprise is None:
-            raise ValidationFailed("No enterprise with this credit code.", "unknown_enterprise",
-                                   "enterprise_uscc")
+            problems.add("enterprise_uscc", "unknown_enterprise", "No enterprise with this credit code.")
+        problems.raise_if_any()
         return _insert_licence(uow, actor, enterprise["id"], licence_type, number.strip(), issuer,
                                LicenceStatus.GRANTED, valid_from, valid_to, scope)
 
@@ -635,8 +648,10 @@ def decide_licence(uow: UnitOfWork, actor: Actor, licence_id: str, grant: bool, 
             raise not_found("licence", licence_id)
         if row["status"] != LicenceStatus.APPLIED:
             raise Conflict(f"The licence is already {row['status']}.", "already_decided")
+        problems = model.validity_problems(row["valid_from"], valid_to) if grant else Problems()
         if not grant and not reason.strip():
-            raise ValidationFailed("Give the reason for a refusal.", "required", "reason")
+            problems.add("reason", "required", "Give the reason for a refusal.")
+        problems.raise_if_any()
         status = LicenceStatus.GRANTED if grant else LicenceStatus.REFUSED
         values = {"status": status.value, "decision_reason": reason or None,
                   "issuer": actor.username, "valid_to": valid_to}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import Field
 from sqlalchemy import text
@@ -61,7 +61,8 @@ def working_days(start: date, end: date, uow: Uow, actor: Annotated[Actor, allow
 
 
 @router.get("/api/v1/calendar/{year}")
-def calendar_year(year: int, uow: Uow, actor: Annotated[Actor, allow(*ALL_ROLES)]) -> dict:
+def calendar_year(year: Annotated[int, Path(ge=1, le=9999)], uow: Uow,
+                  actor: Annotated[Actor, allow(*ALL_ROLES)]) -> dict:
     """Holidays and make-up working days of a year. Roles: any."""
     with uow.read() as conn:
         return {"year": year, "days": calendar_store.calendar_entries(conn, year)}

@@ -99,6 +99,19 @@ def test_an_expired_lease_lets_another_worker_reclaim_the_job(db):
     assert first.attempts == 1
 
 
+def test_a_worker_whose_lease_ran_out_cannot_finish_or_fail_the_reclaimed_job(db):
+    short = DatabaseJobQueue(lambda: UnitOfWork(db), lease=timedelta(milliseconds=50))
+    job_id = short.enqueue("mail", {})
+    [late] = short.claim("mail", "slow-worker")
+    time.sleep(0.1)
+    [current] = short.claim("mail", "worker-b")
+    assert short.fail(late, "timed out") == "running"
+    assert short.complete(late) is False
+    assert short.get(job_id)["status"] == "running"
+    assert short.complete(current) is True
+    assert short.get(job_id)["status"] == "done"
+
+
 def test_a_failed_job_is_retried_after_a_back_off(queue):
     job_id = queue.enqueue("mail", {}, max_attempts=3)
     [job] = queue.claim("mail", "w")

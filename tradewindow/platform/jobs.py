@@ -30,6 +30,7 @@ class Job:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
+    worker: str = ""      # who holds the claim: a worker whose lease ran out may not finish the job
 
 
 class JobQueue(Protocol):
@@ -38,7 +39,7 @@ class JobQueue(Protocol):
 
     def claim(self, queue: str, worker: str, limit: int = 1) -> list[Job]: ...
 
-    def complete(self, job: Job) -> None: ...
+    def complete(self, job: Job) -> bool: ...
 
     def fail(self, job: Job, error: str) -> str: ...
 
@@ -95,24 +96,31 @@ class DatabaseJobQueue:
                             attempts=row["attempts"] + 1))
                 if result.rowcount == 1:
                     claimed.append(Job(row["id"], row["queue"], row["payload"],
-                                       row["attempts"] + 1, row["max_attempts"]))
+                                       row["attempts"] + 1, row["max_attempts"], worker))
             return claimed
 
-    def complete(self, job: Job) -> None:
+    def complete(self, job: Job) -> bool:
+        """Mark the job done; False (and nothing changed) when the claim was lost to another worker
+        after the lease ran out: that worker's run counts, not this late one."""
         with self._uow().transaction() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+            result = conn.execute(update(jobs).where(*self._still_held(job)).values(
                 status=DONE, finished_at=utcnow(), locked_by=None, locked_until=None))
+            return result.rowcount == 1
+
+    @staticmethod
+    def _still_held(job: Job) -> tuple:
+        return (jobs.c.id == job.id, jobs.c.status == RUNNING, jobs.c.locked_by == job.worker)
 
     def fail(self, job: Job, error: str) -> str:
         """Record a failure; returns the job's new status (queued for a retry, or dead)."""
         status = DEAD if job.attempts >= job.max_attempts else QUEUED
         with self._uow().transaction() as conn:
             now = utcnow()
-            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+            result = conn.execute(update(jobs).where(*self._still_held(job)).values(
                 status=status, last_error=error[:4000], locked_by=None, locked_until=None,
                 run_after=now + backoff(job.attempts),
                 finished_at=now if status == DEAD else None))
-        return status
+        return status if result.rowcount == 1 else RUNNING
 
     def retry_dead(self, job_id: str) -> bool:
         """An operator puts a dead job back in the queue after fixing its cause."""

@@ -70,9 +70,11 @@ def worker() -> None:
     """Run the background worker: outbox relay and queued jobs."""
     import logging
 
+    from tradewindow.notifications import service as notifications
     from tradewindow.platform.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    notifications.install()   # relayed events -> notifications and webhook deliveries
     Worker(_engine(), get_settings().worker_poll_seconds).run_forever()
 
 
@@ -84,6 +86,7 @@ def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT
 
     from tradewindow.demo import demo_accounts, is_loaded, load_demo
     from tradewindow.migrations import upgrade
+    from tradewindow.notifications import service as notifications
     from tradewindow.platform.worker import run_in_thread
     from tradewindow.web.app import create_app
 
@@ -96,6 +99,7 @@ def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT
         with console.status("Loading the demo zone..."):
             load_demo(engine)
         console.print("Demo zone loaded.")
+    notifications.install()   # before the worker relays the demo's events
     run_in_thread(engine, settings.worker_poll_seconds)
     table = Table(title="Demo accounts (password: demo)")
     table.add_column("username")

@@ -9,6 +9,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from tradewindow import __version__
+from tradewindow.notifications import api as notifications_api
+from tradewindow.notifications import pages as notifications_pages
+from tradewindow.notifications import service as notifications_service
 from tradewindow.platform import api as platform_api
 from tradewindow.platform.db import make_engine
 from tradewindow.platform.metrics import MetricsMiddleware
@@ -37,11 +40,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.authenticator = registry_service
+    # Relayed events become notifications and webhook deliveries (the worker runs in this process
+    # for the demo; `tradewindow worker` installs the same subscriber).
+    notifications_service.install()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (platform_api.router, registry_api.router, registry_pages.router,
+                   notifications_api.router, notifications_pages.router,
                    tariff_api.router):
         app.include_router(router)
     return app

@@ -151,20 +151,23 @@ def search_lines(uow: UnitOfWork, actor: Actor, q: str = "", on_date: date | Non
     holds every word of it, with the rates in force on the date."""
     on_date = on_date or business_today()
     with uow.read() as conn:
-        query = select(tariff_lines.c.code).order_by(tariff_lines.c.code).limit(limit)
+        # Validity is filtered here, before the limit, so lines not in force never crowd out
+        # lines that are.
+        query = (select(tariff_lines.c.code).order_by(tariff_lines.c.code).limit(limit)
+                 .where(tariff_lines.c.valid_from <= on_date,
+                        or_(tariff_lines.c.valid_to.is_(None), tariff_lines.c.valid_to >= on_date)))
         text = q.strip()
         digits = text.replace(".", "").replace(" ", "")
         if digits.isdigit():
-            query = query.where(tariff_lines.c.code.startswith(digits))
+            query = query.where(tariff_lines.c.code.startswith(digits, autoescape=True))
         elif text:
             for word in text.split():
-                like = f"%{word}%"
-                query = query.where(or_(tariff_lines.c.description_en.ilike(like),
-                                        tariff_lines.c.description_zh.like(like)))
+                # autoescape: a typed "%" or "_" is a character to find, not a wildcard
+                query = query.where(or_(tariff_lines.c.description_en.icontains(word, autoescape=True),
+                                        tariff_lines.c.description_zh.contains(word, autoescape=True)))
         codes = list(conn.execute(query).scalars())
         lines = _load_lines(conn, codes)
-        return {"date": on_date, "lines": [_line_view(lines[c], on_date) for c in codes
-                                           if lines[c].line.in_force(on_date)]}
+        return {"date": on_date, "lines": [_line_view(lines[c], on_date) for c in codes]}
 
 
 def get_line(uow: UnitOfWork, actor: Actor, code: str, on_date: date | None = None) -> dict:
@@ -219,6 +222,14 @@ def hs_entry(uow: UnitOfWork, code: str) -> dict:
         return {"code": row["code"], "level": row["level"], "section": row["section"],
                 "description": row["description"], "ancestors": ancestors,
                 "children": [{"code": c["code"], "description": c["description"]} for c in children]}
+
+
+def list_agreements(uow: UnitOfWork) -> list[dict]:
+    """The trade agreements loaded, by code: what a certificate of origin may name."""
+    with uow.read() as conn:
+        agreements = DatabaseTariff(conn).agreements()
+        return [{"code": a.code, "name": a.name, "members": [m.country for m in a.members],
+                 "valid_from": a.valid_from, "valid_to": a.valid_to} for _, a in sorted(agreements.items())]
 
 
 def exchange_rate_table(uow: UnitOfWork, on_date: date | None = None) -> list[dict]:

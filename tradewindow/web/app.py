@@ -21,6 +21,7 @@ from tradewindow.registry import api as registry_api
 from tradewindow.registry import pages as registry_pages
 from tradewindow.registry import service as registry_service
 from tradewindow.tariff import api as tariff_api
+from tradewindow.tariff import pages as tariff_pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -49,6 +50,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (platform_api.router, registry_api.router, registry_pages.router,
                    notifications_api.router, notifications_pages.router,
-                   tariff_api.router):
+                   tariff_api.router, tariff_pages.router):
         app.include_router(router)
     return app

@@ -23,6 +23,7 @@ os.environ.setdefault("TRADEWINDOW_DATABASE_URL", "sqlite:///:memory:")
 from tests.support.browser import browser, page  # noqa: E402,F401
 from tests.support.postgres import postgres_cluster  # noqa: E402,F401
 from tradewindow.migrations import all_tables_metadata, upgrade  # noqa: E402
+from tradewindow.platform import auth  # noqa: E402
 from tradewindow.platform.auth import SYSTEM, Actor, Role  # noqa: E402
 from tradewindow.platform.db import UnitOfWork, make_engine  # noqa: E402
 from tradewindow.platform.settings import Settings, get_settings  # noqa: E402
@@ -30,6 +31,10 @@ from tradewindow.registry import service as registry  # noqa: E402
 from tradewindow.registry.model import EnterpriseInput  # noqa: E402
 
 pytest_plugins = ["tests.support.reference"]
+
+# Cheap password hashing for the suite's many persona logins (tests of the hashing itself set
+# their own cost); production keeps auth.SCRYPT_N's default.
+auth.SCRYPT_N = 2**4
 
 # Tables that hold reference data loaded by migrations: kept between tests.
 REFERENCE_TABLES = {"code_list_entries", "calendar_days", "alembic_version"}

@@ -79,6 +79,9 @@ USERS = [
     ("payment", Role.PAYMENT, "Wu Fang (Cross-border Payment)", PAYMENT, None),
     ("logistics", Role.LOGISTICS, "Ma Jun (Yuxinou Logistics)", RAIL, None),
     ("admin", Role.ADMIN, "Administrator", None, None),
+    ("electronics", Role.TRADER, "Chen Jing (Liangjiang Electronics)", ELECTRONICS, None),
+    ("wine", Role.TRADER, "Deng Li (Nan'an Wine Importers)", "91500187DH19AE3EG3", None),
+    ("aluminium", Role.TRADER, "Pan Tao (Jiulong Aluminium)", "91500162E020EH267X", None),
 ]
 
 
@@ -124,6 +127,7 @@ def _licences(uow: UnitOfWork) -> None:
     for uscc, licence_type, number, issuer in [
         (CAR_IMPORTER, "automatic_import_licence", f"{year % 100}-AIL-500-000127", "Ministry of Commerce"),
         (CAR_IMPORTER, "bonded_warehouse", "CQ-BW-2024-0031", "Chongqing Customs"),
+        (CAR_IMPORTER, "automatic_import_licence", "DEMO-AIL-0001", "Ministry of Commerce"),
         (PLATFORM, "cbec_enterprise", "CBEC-500-2023-0008", "Chongqing Customs"),
         (BROKER, "customs_broker", "CB-8000-2019-0412", "Chongqing Customs"),
         ("91500187DH19AE3EG3", "food_import_registration", "FIR-500-2022-1187", "Chongqing Customs"),
@@ -139,7 +143,30 @@ def _actor_of(uow: UnitOfWork, username: str) -> Actor:
 
 
 def _extend(engine: Engine) -> None:
-    """What later contexts add to the demo: the tariff schedule, ..."""
+    """What later contexts add to the demo: the tariff schedule, lane rules, declarations."""
+    from tradewindow.demo_history import load_demo_history
     from tradewindow.tariff import service as tariff
 
-    tariff.load_demo_schedule(UnitOfWork(engine), SYSTEM)
+    uow = UnitOfWork(engine)
+    tariff.load_demo_schedule(uow, SYSTEM)
+    _lane_rules(uow)
+    actors = {name: _actor_of(uow, name) for name in
+              ("trader", "broker", "electronics", "wine", "aluminium", "customs", "quarantine", "licensing")}
+    load_demo_history(engine, {**actors, "trader_uscc": CAR_IMPORTER})
+
+
+def _lane_rules(uow: UnitOfWork) -> None:
+    from tradewindow.customs import service as customs
+
+    officer = _actor_of(uow, "customs")
+    for office, definition in [
+        ("*", {"name": "Passenger cars: valuation check", "lane": "yellow", "probability": 0.25,
+               "conditions": {"tariff_prefixes": ["8703"]}}),
+        ("*", {"name": "Aluminium from a market under anti-dumping watch", "lane": "red", "probability": 0.3,
+               "conditions": {"tariff_prefixes": ["7601"], "origins": ["RU", "IN"]}}),
+        ("*", {"name": "First declaration of a trader", "lane": "yellow", "probability": 0.5,
+               "conditions": {"first_declaration": True}}),
+        ("8013", {"name": "Food and drink: documents", "lane": "yellow", "probability": 0.15,
+                  "conditions": {"tariff_prefixes": ["2204", "0402"]}}),
+    ]:
+        customs.save_lane_profile(uow, officer, office, definition)

@@ -16,7 +16,14 @@ from tradewindow.platform.auth import (
 
 @pytest.fixture(scope="module")
 def stored() -> str:
-    return hash_password("correct horse battery")
+    # The production cost, not the suite's cheap one (tests/conftest.py lowers it for speed).
+    from tradewindow.platform import auth
+
+    cheap, auth.SCRYPT_N = auth.SCRYPT_N, 2**14
+    try:
+        return hash_password("correct horse battery")
+    finally:
+        auth.SCRYPT_N = cheap
 
 
 def test_a_password_hash_is_scrypt_with_its_parameters_and_salt(stored):

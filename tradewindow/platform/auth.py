@@ -53,14 +53,18 @@ class Actor:
 
 SYSTEM = Actor(user_id=None, username="system", role=Role.ADMIN)
 
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+# scrypt cost: n = 2**14 with r = 8 takes 16 MiB and tens of milliseconds per guess. The test
+# suite lowers SCRYPT_N (tests/conftest.py) so that thousands of persona logins stay fast; the
+# parameters are stored with each hash, so verification always uses the hash's own cost.
+SCRYPT_N = 2**14
+_SCRYPT_R, _SCRYPT_P = 8, 1
 
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P,
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P,
                             dklen=32)
-    return "$".join(["scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P),
+    return "$".join(["scrypt", str(SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P),
                      _b64(salt), _b64(digest)])
 
 

@@ -8,7 +8,8 @@ Clearance times (WCO Time Release Study) and task deadlines are counted in worki
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 HOLIDAY, WORKDAY = "holiday", "workday"
 
@@ -58,3 +59,45 @@ def chinese_calendar_entries(years: range) -> list[tuple[date, str, str]]:
             if day.year == year:   # the package lists every year's make-up days at once
                 entries[day] = (day, WORKDAY, "Make-up working day")
     return sorted(entries.values())
+
+
+# Office hours in which agency deadlines run ("16 working hours" = two working days).
+OFFICE_OPENS, OFFICE_CLOSES = 9, 17
+
+
+def add_working_hours(calendar: WorkingCalendar, start: datetime, hours: int,
+                      zone: ZoneInfo) -> datetime:
+    """The moment `hours` office hours (09:00–17:00 on working days, in `zone`) after `start`.
+    Time outside office hours does not count: a task raised on Friday evening with 8 hours is due
+    on the next working day at 17:00."""
+    local = start.astimezone(zone)
+    remaining = timedelta(hours=hours)
+    while True:
+        day = local.date()
+        opens = datetime.combine(day, time(OFFICE_OPENS), zone)
+        closes = datetime.combine(day, time(OFFICE_CLOSES), zone)
+        if calendar.is_working_day(day) and local < closes:
+            local = max(local, opens)
+            available = closes - local
+            if remaining <= available:
+                return (local + remaining).astimezone(start.tzinfo)
+            remaining -= available
+        local = datetime.combine(day + timedelta(days=1), time(OFFICE_OPENS), zone)
+
+
+def working_time_between(calendar: WorkingCalendar, start: datetime, end: datetime, zone: ZoneInfo) -> timedelta:
+    """Time between two moments that falls on working days (whole days, in `zone`): what the
+    zone's published clearance times count ("5.3 working days"). Weekends and public holidays
+    are left out; make-up working days count."""
+    if end <= start:
+        return timedelta(0)
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    total = timedelta(0)
+    day = local_start.date()
+    while day <= local_end.date():
+        if calendar.is_working_day(day):
+            day_start = datetime.combine(day, time(0), zone)
+            day_end = datetime.combine(day + timedelta(days=1), time(0), zone)
+            total += min(day_end, local_end) - max(day_start, local_start)
+        day += timedelta(days=1)
+    return total

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,25 @@ def Json() -> JSON:  # noqa: N802 - reads like a column type
     return JSON(none_as_null=True)
 
 
+# The demo loader and tests can set the clock to lodge history "in the past" through the real
+# services; everything that stamps a time or a business day reads it through utcnow().
+_clock: ContextVar[datetime | None] = ContextVar("tradewindow_clock", default=None)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return _clock.get() or datetime.now(UTC)
+
+
+@contextmanager
+def clock_at(moment: datetime) -> Iterator[None]:
+    """Run the block as if it were `moment` (timezone-aware)."""
+    if moment.tzinfo is None:
+        raise ValueError("clock_at needs a timezone-aware moment")
+    token = _clock.set(moment)
+    try:
+        yield
+    finally:
+        _clock.reset(token)
 
 
 def make_engine(url: str) -> Engine:

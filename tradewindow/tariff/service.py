@@ -7,7 +7,7 @@ is good and the new schedule stands, or nothing changes and every problem is rep
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -47,7 +47,7 @@ TARIFF_KEEPERS = (Role.CUSTOMS, Role.ADMIN)
 
 def business_today() -> date:
     """Today in the zone's time zone: the default date of a quote."""
-    return datetime.now(ZoneInfo(get_settings().time_zone)).date()
+    return utcnow().astimezone(ZoneInfo(get_settings().time_zone)).date()
 
 
 # --- the tariff as the quote engine sees it ------------------------------------------------------

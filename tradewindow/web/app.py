@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from tradewindow import __version__
+from tradewindow.customs import api as customs_api
 from tradewindow.notifications import api as notifications_api
 from tradewindow.notifications import pages as notifications_pages
 from tradewindow.notifications import service as notifications_service
@@ -20,6 +23,8 @@ from tradewindow.platform.web import BodySizeLimit, install_error_handlers
 from tradewindow.registry import api as registry_api
 from tradewindow.registry import pages as registry_pages
 from tradewindow.registry import service as registry_service
+from tradewindow.stats import api as stats_api
+from tradewindow.stats import pages as stats_pages
 from tradewindow.tariff import api as tariff_api
 from tradewindow.tariff import pages as tariff_pages
 
@@ -34,10 +39,19 @@ fails validation lists every problem at once. Each endpoint's description names 
 may call it."""
 
 
+def _docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Trade Window API",
+                               swagger_js_url="/static/vendor/swagger-ui-5.35.0-bundle.js",
+                               swagger_css_url="/static/vendor/swagger-ui-5.35.0.css",
+                               swagger_favicon_url="/static/vendor/swagger-favicon-32x32.png")
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # The interactive docs are served from vendored Swagger UI files: the machines are offline.
     app = FastAPI(title="Trade Window", version=__version__, description=DESCRIPTION,
-                  docs_url="/docs", openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    app.add_api_route("/docs", _docs, include_in_schema=False)
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.authenticator = registry_service
@@ -50,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (platform_api.router, registry_api.router, registry_pages.router,
                    notifications_api.router, notifications_pages.router,
-                   tariff_api.router, tariff_pages.router):
+                   tariff_api.router, tariff_pages.router, customs_api.router,
+                   stats_api.router, stats_pages.router):
         app.include_router(router)
     return app

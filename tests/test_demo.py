@@ -3,11 +3,13 @@ password "demo" that works in demo mode only, loaded once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
+from tests.conftest import _empty
 from tradewindow.demo import ENTERPRISES, demo_accounts, is_loaded, load_demo
 from tradewindow.platform.auth import SYSTEM, Role
 from tradewindow.platform.db import UnitOfWork
@@ -17,14 +19,22 @@ from tradewindow.registry import model
 from tradewindow.registry import service as registry
 
 
+@pytest.fixture(scope="module")
+def demo_engine(engine: Engine) -> Iterator[Engine]:
+    """The demo, loaded once per database for this module (it is big), emptied afterwards."""
+    assert not is_loaded(engine)
+    load_demo(engine)
+    yield engine
+    _empty(engine)
+
+
 @pytest.fixture
-def demo(db) -> UnitOfWork:
-    assert not is_loaded(db)
-    load_demo(db)
-    return UnitOfWork(db)
+def demo(demo_engine: Engine) -> UnitOfWork:
+    return UnitOfWork(demo_engine)
 
 
-def test_the_demo_is_loaded_once(db, demo):
+def test_the_demo_is_loaded_once(demo_engine, demo):
+    db = demo_engine
     assert is_loaded(db)
     with demo.read() as conn:
         audit_before = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()

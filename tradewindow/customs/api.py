@@ -172,3 +172,47 @@ class DecisionBody(Schema):
 def decide(task_id: str, body: DecisionBody, uow: Uow, actor: AgencyOfficer) -> dict:
     """Approve, refuse or request documents. Roles: quarantine, licensing (their own tasks)."""
     return service.decide_task(uow, actor, task_id, body.decision, body.reason)
+
+
+# --- lane rules ----------------------------------------------------------------------------------
+
+class LaneProfileBody(Schema):
+    office: str = Field(max_length=20, description='A customs office code, or "*" for every office.')
+    profile: dict[str, Any]
+
+
+@router.get("/lane-profiles")
+def lane_profiles(uow: Uow, actor: Annotated[Actor, allow(Role.CUSTOMS, Role.ADMIN)],
+                  office: str | None = None) -> dict:
+    """The risk rule profiles. Roles: customs, admin."""
+    return {"items": service.list_lane_profiles(uow, actor, office)}
+
+
+@router.post("/lane-profiles", status_code=201)
+def create_lane_profile(body: LaneProfileBody, uow: Uow, actor: CustomsOfficer) -> dict:
+    """A new rule profile: conditions (tariff prefixes, origins, traders, credit tiers, transport
+    modes, unit-value band, first declaration), a lane and a probability. Roles: customs."""
+    return service.save_lane_profile(uow, actor, body.office, body.profile)
+
+
+@router.put("/lane-profiles/{profile_id}")
+def update_lane_profile(profile_id: str, body: LaneProfileBody, uow: Uow, actor: CustomsOfficer) -> dict:
+    """Change a rule profile (set "active": false to switch it off). Roles: customs."""
+    return service.save_lane_profile(uow, actor, body.office, body.profile, profile_id)
+
+
+@router.get("/lane-settings/{office}")
+def get_lane_settings(office: str, uow: Uow, actor: Annotated[Actor, allow(Role.CUSTOMS, Role.ADMIN)]) -> dict:
+    """An office's expected lane rates, minimum random rate and credit-tier modifiers. Roles:
+    customs, admin."""
+    from tradewindow.customs import selectivity
+
+    return selectivity.render_office_settings(service.lane_settings_for(uow, office))
+
+
+@router.put("/lane-settings/{office}")
+def put_lane_settings(office: str, body: Annotated[dict[str, Any], Body()], uow: Uow,
+                      actor: CustomsOfficer) -> dict:
+    """Set an office's lane settings; the advanced-AEO modifier must stay below 20 % of the
+    general rate (GACC rule). Roles: customs."""
+    return service.save_lane_settings(uow, actor, office, body)

@@ -805,6 +805,9 @@ def save_lane_profile(uow: UnitOfWork, actor: Actor, office: str, definition: di
             raise ValidationFailed(f"No customs office {office}.", "unknown_customs_office", "office")
         from tradewindow.platform.codelists import codes
 
+        if profile_id is not None and conn.execute(select(lane_profiles.c.id).where(
+                lane_profiles.c.id == profile_id)).first() is None:
+            raise not_found("lane profile", profile_id)
         profile_id = profile_id or new_id()
         profile = selectivity.parse_profile({**definition, "id": profile_id},
                                             transport_modes=codes(conn, "transport_mode"))

@@ -3,12 +3,14 @@ may revoke it; while it is in force the broker sees the trader's enterprise."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.conftest import USCC
 from tradewindow.platform.errors import Forbidden, NotFound, ValidationFailed
+from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 
 TODAY = date.today()
@@ -138,3 +140,17 @@ def test_a_withdrawn_broker_cannot_be_authorised(world):
     with pytest.raises(ValidationFailed) as refused:
         registry.authorise_broker(world.uow, world["other_trader"], USCC["broker"], date(2020, 1, 1))
     assert refused.value.code == "unknown_enterprise"
+
+
+def test_an_authorisation_starts_on_the_zones_calendar_day_not_the_servers(client, as_user, world, monkeypatch):
+    # A zone far enough from UTC that its date differs from the server's right now.
+    now = datetime.now(UTC)
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"    # UTC+14 / UTC-11
+    monkeypatch.setenv("TRADEWINDOW_TIME_ZONE", zone)
+    get_settings.cache_clear()
+    zone_today = now.astimezone(ZoneInfo(zone)).date()
+    assert zone_today != now.date()
+    authorisation = _authorise(client, as_user("trader"), valid_from=zone_today, valid_to=zone_today).json()
+    assert authorisation["active"] is True
+    assert client.get(f"/api/v1/enterprises/{world.enterprises['trader']['id']}",
+                      headers=as_user("broker")).status_code == 200

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, func, insert, or_, select, update
 
@@ -221,7 +222,7 @@ def start_up_enterprise(uow: UnitOfWork, actor: Actor, client_reference: str, da
         enterprise = _insert_enterprise(uow, actor, data)
         for licence_type in licence_types:
             _insert_licence(uow, actor, enterprise["id"], licence_type, number=f"APP-{new_id()[-10:]}",
-                            issuer="pending", status=LicenceStatus.APPLIED, valid_from=date.today(),
+                            issuer="pending", status=LicenceStatus.APPLIED, valid_from=business_today(),
                             valid_to=None, scope=None)
         if first_user is not None:
             _insert_user(uow, actor, first_user["username"], first_user["password"],
@@ -703,6 +704,12 @@ def valid_licence(uow: UnitOfWork, enterprise_id: str, licence_type: str, number
         return _licence_public(row)
 
 
+def business_today() -> date:
+    """Today in the zone's time zone: authorisations and licences run by the zone's calendar days,
+    not by the server's (a UTC server is still on yesterday until 08:00 in Chongqing)."""
+    return datetime.now(ZoneInfo(get_settings().time_zone)).date()
+
+
 # --- lookups for other contexts ------------------------------------------------------------------
 
 
@@ -725,7 +732,7 @@ def _related_enterprise_ids(uow: UnitOfWork, actor: Actor) -> list[str]:
         return []
     ids = {actor.enterprise_id}
     if actor.is_(Role.BROKER):
-        today = date.today()
+        today = business_today()
         rows = uow.conn.execute(select(broker_authorisations).where(
             broker_authorisations.c.broker_id == actor.enterprise_id,
             broker_authorisations.c.revoked_at.is_(None))).mappings()
@@ -815,6 +822,6 @@ def _authorisation_public(uow: UnitOfWork, row: Any) -> dict:
             "valid_from": row["valid_from"], "valid_to": row["valid_to"],
             "revoked_at": row["revoked_at"],
             "active": row["revoked_at"] is None and model.in_force(row["valid_from"], row["valid_to"],
-                                                                   date.today())}
+                                                                   business_today())}
 
 

@@ -130,3 +130,13 @@ def test_api_unknown_enterprise_is_404(client, as_user):
     response = client.get("/api/v1/enterprises/NOPE", headers=as_user("zone"))
     assert response.status_code == 404
     assert response.json()["errors"][0]["code"] == "not_found"
+
+
+def test_api_null_in_an_edit_is_422_not_a_crash(client, as_user, world):
+    enterprise = world.enterprises["trader"]
+    response = client.patch(f"/api/v1/enterprises/{enterprise['id']}", headers=as_user("zone"),
+                            json={"name_zh": None, "kinds": None, "address": "New"})
+    assert response.status_code == 422
+    assert {(e["path"], e["code"]) for e in response.json()["errors"]} == {
+        ("name_zh", "wrong_type"), ("kinds", "wrong_type")}
+    assert registry.get_enterprise(world.uow, world["zone"], enterprise["id"])["address"] == "Chongqing"

@@ -150,9 +150,10 @@ def test_a_trader_cannot_open_another_traders_enterprise_page(client, ids):
     assert client.get(f"/enterprises/{ids['other_trader']}", headers=HTML).status_code == 404
 
 
-def test_a_trader_cannot_open_the_user_administration_or_register_enterprises(client, ids):
+def test_a_trader_cannot_open_the_user_administration_nor_the_enterprise_forms(client, ids):
     _log_in(client, "trader")
     assert client.get("/users", headers=HTML).status_code == 403
-    assert client.get(f"/enterprises/{ids['trader']}/edit", headers=HTML).status_code in (403, 200)
+    assert client.get(f"/enterprises/{ids['trader']}/edit", headers=HTML).status_code == 403
+    assert client.get("/enterprises/new", headers=HTML).status_code == 403
     page = client.get("/enterprises", headers=HTML)
     assert USCC["other_trader"] not in page.text and USCC["trader"] in page.text

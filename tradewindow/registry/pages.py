@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from tradewindow.platform.audit import recent_audit
 from tradewindow.platform.auth import ALL_ROLES, Actor, Role
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.errors import DomainError, Problem
+from tradewindow.platform.errors import DomainError, Problem, require
 from tradewindow.platform.web import SESSION_COOKIE, add_nav, get_uow, optional_actor, page_actor, render
 from tradewindow.registry import service
 from tradewindow.registry.model import LICENCE_TYPES, ZONE_SECTORS, CreditTier, EnterpriseInput
@@ -133,8 +133,14 @@ def _form_context(values: dict, problems: list[Problem], **extra: Any) -> dict:
             **extra}
 
 
+def _require_zone_staff(actor: Actor) -> None:
+    # The service refuses the submission anyway; refusing the form spares filling it in for nothing.
+    require(actor.is_(*service.ZONE_STAFF), "role_not_allowed", "Only the zone authority edits enterprises.")
+
+
 @router.get("/enterprises/new")
 def enterprise_new(request: Request, actor: PageActor) -> Any:
+    _require_zone_staff(actor)
     return render(request, "registry/enterprise_form.html", actor,
                   **_form_context(_empty_form(), [], editing=None))
 
@@ -163,6 +169,7 @@ def enterprise_detail(request: Request, enterprise_id: str, uow: Uow, actor: Pag
 
 @router.get("/enterprises/{enterprise_id}/edit")
 def enterprise_edit(request: Request, enterprise_id: str, uow: Uow, actor: PageActor) -> Any:
+    _require_zone_staff(actor)
     enterprise = service.get_enterprise(uow, actor, enterprise_id)
     return render(request, "registry/enterprise_form.html", actor,
                   **_form_context(dict(enterprise), [], editing=enterprise))

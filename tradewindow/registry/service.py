@@ -84,10 +84,13 @@ def update_enterprise(uow: UnitOfWork, actor: Actor, enterprise_id: str, changes
     """Change an enterprise's particulars (not its credit code). With `expected_version`, a
     change based on a stale read is refused instead of overwriting someone else's edit."""
     require(actor.is_(*ZONE_STAFF), "role_not_allowed", "Only the zone authority edits enterprises.")
-    unknown = [k for k in changes if k not in EDITABLE_FIELDS]
-    if unknown:
-        raise ValidationFailed([Problem(k, "not_editable", "This field cannot be changed here.")
-                                for k in unknown])
+    problems = Problems()
+    for field, value in changes.items():
+        if field not in EDITABLE_FIELDS:
+            problems.add(field, "not_editable", "This field cannot be changed here.")
+        elif value is None:
+            problems.add(field, "wrong_type", "Give a value; null does not clear a field.")
+    problems.raise_if_any()
     with uow.transaction() as conn:
         before = _enterprise_row(uow, enterprise_id, for_update=True)
         if before["status"] == EnterpriseStatus.WITHDRAWN:

@@ -46,7 +46,7 @@ def _fail(exc: DomainError) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the database (SQLite or PostgreSQL) to the latest schema."""
     from tradewindow.migrations import current_revision, upgrade
 

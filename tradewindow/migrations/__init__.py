@@ -20,8 +20,9 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to `revision`, on the given engine's connection (so SQLite pragmas and
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database to `revision` ("heads": every branch; contexts developed side by side
+    branch from the same parent and are merged by a later revision), on the given engine's connection (so SQLite pragmas and
     in-memory databases are the engine's own)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:

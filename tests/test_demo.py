@@ -4,7 +4,6 @@ password "demo" that works in demo mode only, loaded once."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -77,10 +76,10 @@ def test_demo_accounts_are_refused_outside_demo_mode(demo):
 def test_the_demo_trader_has_authorised_the_demo_broker(demo):
     users = {u["username"]: u for u in registry.list_users(demo, SYSTEM)}
     broker_id, trader_id = users["broker"]["enterprise_id"], users["trader"]["enterprise_id"]
-    assert registry.broker_may_act_for(demo, broker_id, trader_id, date.today())
+    assert registry.broker_may_act_for(demo, broker_id, trader_id, registry.business_today())
 
 
 def test_the_demo_licences_are_in_force_today(demo):
     held = registry.list_licences(demo, SYSTEM, status="granted")
     assert len(held) >= 5
-    assert all(model.in_force(lic["valid_from"], lic["valid_to"], date.today()) for lic in held)
+    assert all(model.in_force(lic["valid_from"], lic["valid_to"], registry.business_today()) for lic in held)

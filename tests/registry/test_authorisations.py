@@ -13,7 +13,7 @@ from tradewindow.platform.errors import Forbidden, NotFound, ValidationFailed
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 
-TODAY = date.today()
+TODAY = registry.business_today()
 
 
 def _codes(response) -> list[str]:

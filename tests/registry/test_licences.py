@@ -116,12 +116,13 @@ def test_a_licence_applied_for_is_not_valid_until_granted(client, as_user, world
     applied = filing["licences"][0]
     assert applied["status"] == "applied"
     enterprise_id = filing["enterprise"]["id"]
-    assert registry.valid_licence(world.uow, enterprise_id, "import_licence", applied["number"], date.today()) is None
+    today = registry.business_today()     # the zone's day, on which the application was made
+    assert registry.valid_licence(world.uow, enterprise_id, "import_licence", applied["number"], today) is None
     response = client.post(f"/api/v1/licences/{applied['id']}/decision", headers=as_user("licensing_officer"),
                            json={"grant": True, "number": "IL-2025-0001"})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "granted" and response.json()["issuer"] == "licensing_officer"
-    assert registry.valid_licence(world.uow, enterprise_id, "import_licence", "IL-2025-0001", date.today())
+    assert registry.valid_licence(world.uow, enterprise_id, "import_licence", "IL-2025-0001", today)
 
 
 def test_a_refusal_needs_a_reason(client, as_user, world):

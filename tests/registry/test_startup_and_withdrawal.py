@@ -4,7 +4,6 @@ reason, while other contexts report open obligations."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 from sqlalchemy import func, select
@@ -164,7 +163,8 @@ def test_withdrawal_deactivates_the_users_and_revokes_credentials_and_authorisat
     login = client.post("/api/v1/auth/token", json={"username": "trader", "password": PASSWORD})
     assert login.status_code == 401
     assert login.json()["errors"][0]["code"] == "account_inactive"
-    assert not registry.broker_may_act_for(world.uow, world.enterprises["broker"]["id"], trader["id"], date.today())
+    assert not registry.broker_may_act_for(world.uow, world.enterprises["broker"]["id"], trader["id"],
+                                           registry.business_today())
     # Other enterprises' users are untouched.
     assert client.get("/api/v1/me", headers=as_user("other_trader")).status_code == 200
 

@@ -56,10 +56,15 @@ def db_upgrade(revision: str = "heads") -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT")] = 8000) -> None:
+def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+          workers: Annotated[int, typer.Option(help="Server processes (use the cores you have)")] = 1) -> None:
     """Run the web server (UI and API)."""
     import uvicorn
 
+    if workers > 1:
+        uvicorn.run("tradewindow.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
+        return
     from tradewindow.web.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_level="info")

@@ -241,9 +241,12 @@ def check_filing(raw: object, lookups: Lookups, acceptance_day: date) -> tuple[F
     insurance = fields.amount("insurance")
     if incoterm is tariff.Incoterm.CIF and (freight or insurance):
         fields.add("freight", "not_applicable", "A CIF price already includes freight and insurance.")
-    items = _items(fields, lookups, acceptance_day, kind)
+    items, all_items_good = _items(fields, lookups, acceptance_day, kind)
     documents = _documents(fields)
-    if items and invoice_total is not None and sum((i.value for i in items), ZERO) != invoice_total:
+    # The total is compared only when every item passed: with an item refused, its value is not
+    # known to be right, and a mismatch reported then would often be false.
+    if all_items_good and items and invoice_total is not None \
+            and sum((i.value for i in items), ZERO) != invoice_total:
         fields.add("invoice_total", "invoice_total_mismatch",
                    f"invoice_total {invoice_total} differs from the sum of the item values "
                    f"{sum((i.value for i in items), ZERO)}.")
@@ -271,14 +274,16 @@ def _incoterm(fields: FieldReader) -> tariff.Incoterm | None:
     return tariff.Incoterm(text) if text else None
 
 
-def _items(fields: FieldReader, lookups: Lookups, day: date, kind: DeclarationType | None) -> list[Item]:
-    raw_items = fields.items("items", required=True, max_items=MAX_ITEMS)
+def _items(fields: FieldReader, lookups: Lookups, day: date,
+           kind: DeclarationType | None) -> tuple[list[Item], bool]:
+    """The items that passed their checks, and whether all of them did."""
+    raw_items = fields.items("items", required=True, max_items=MAX_ITEMS) or []
     items = []
-    for index, raw in enumerate(raw_items or []):
+    for index, raw in enumerate(raw_items):
         item = _item(raw, f"items[{index}]", index + 1, fields.problems, lookups, day, kind)
         if item is not None:
             items.append(item)
-    return items
+    return items, len(items) == len(raw_items)
 
 
 def _item(raw: object, path: str, line_number: int, problems: Problems, lookups: Lookups, day: date,

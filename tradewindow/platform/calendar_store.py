@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from time import monotonic
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
@@ -27,6 +28,7 @@ def set_calendar_day(conn: Connection, day: date, kind: str | None, name: str, b
     if kind == WORKDAY and day.weekday() < 5:
         raise ValidationFailed("Only a Saturday or Sunday can be a make-up working day.",
                                "not_a_weekend_day", "day")
+    _cached.clear()
     conn.execute(delete(calendar_days).where(calendar_days.c.day == day))
     if kind is not None:
         conn.execute(calendar_days.insert().values(day=day, kind=kind, name=name, updated_by=by))
@@ -37,3 +39,20 @@ def calendar_entries(conn: Connection, year: int) -> list[dict]:
         calendar_days.c.day >= date(year, 1, 1), calendar_days.c.day <= date(year, 12, 31),
     ).order_by(calendar_days.c.day)).mappings()
     return [dict(r) for r in rows]
+
+
+# Lodging a declaration needs the calendar for its tasks' deadlines; reading ~130 rows each time
+# would be most of the work. Amendments made in this process clear the cache at once; those made
+# by another process take effect here within CACHE_SECONDS.
+CACHE_SECONDS = 60.0
+_cached: dict[int, tuple[float, WorkingCalendar]] = {}
+
+
+def cached_calendar(conn: Connection) -> WorkingCalendar:
+    key = id(conn.engine)
+    hit = _cached.get(key)
+    if hit is not None and monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    calendar = load_calendar(conn)
+    _cached[key] = (monotonic(), calendar)
+    return calendar

@@ -52,35 +52,65 @@ def business_today() -> date:
 
 # --- the tariff as the quote engine sees it ------------------------------------------------------
 
+class _Snapshot:
+    """What one version of the tariff holds, shared by every request of this process: lines,
+    agreements and exchange rates change only by an import (which records itself in
+    schedule_imports in the same transaction), so a request checks the version with one small
+    query and reuses the parsed lines instead of reading and parsing them again."""
+
+    def __init__(self, version: tuple) -> None:
+        self.version = version
+        self.lines: dict[str, LineMeasures | None] = {}
+        self.rates: dict[tuple[str, date], Decimal | None] = {}
+        self.agreements: dict[str, Agreement] | None = None
+        self.rates_in_force: dict[tuple[str, date], model.RatesInForce] = {}
+
+
+_snapshots: dict[int, _Snapshot] = {}     # by engine
+
+
+def _snapshot(conn: Connection) -> _Snapshot:
+    version = tuple(conn.execute(select(func.count(), func.max(schedule_imports.c.id))
+                                 .select_from(schedule_imports)).one())
+    key = id(conn.engine)
+    current = _snapshots.get(key)
+    if current is None or current.version != version:
+        current = _snapshots[key] = _Snapshot(version)
+    return current
+
+
 class DatabaseTariff:
-    """The `model.TariffLookup` the quote engine reads, backed by the tables. Caches what it has
-    read for the length of one request."""
+    """The `model.TariffLookup` the quote engine reads, backed by the tables and by the process's
+    snapshot of the current tariff version."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._lines: dict[str, LineMeasures | None] = {}
-        self._agreements: dict[str, Agreement] | None = None
+        self._snapshot = _snapshot(conn)
 
     def line(self, code: str) -> LineMeasures | None:
-        if code not in self._lines:
-            self._lines[code] = _load_lines(self.conn, [code]).get(code)
-        return self._lines[code]
+        lines = self._snapshot.lines
+        if code not in lines:
+            lines[code] = _load_lines(self.conn, [code]).get(code)
+        return lines[code]
 
     def exchange_rate(self, currency: str, day: date) -> Decimal | None:
         if currency == "CNY":
             return Decimal(1)
-        rate = self.conn.execute(
-            select(exchange_rates.c.rate).where(
-                exchange_rates.c.currency == currency, exchange_rates.c.valid_from <= day,
-                or_(exchange_rates.c.valid_to.is_(None), exchange_rates.c.valid_to >= day))
-            .order_by(exchange_rates.c.valid_from.desc()).limit(1)).scalar()
-        return Decimal(rate) if rate is not None else None
+        rates = self._snapshot.rates
+        if (currency, day) not in rates:
+            rate = self.conn.execute(
+                select(exchange_rates.c.rate).where(
+                    exchange_rates.c.currency == currency, exchange_rates.c.valid_from <= day,
+                    or_(exchange_rates.c.valid_to.is_(None), exchange_rates.c.valid_to >= day))
+                .order_by(exchange_rates.c.valid_from.desc()).limit(1)).scalar()
+            rates[(currency, day)] = Decimal(rate) if rate is not None else None
+        return rates[(currency, day)]
 
     def agreements(self) -> Mapping[str, Agreement]:
-        if self._agreements is None:
-            self._agreements = {r["code"]: _agreement(r) for r in
-                                self.conn.execute(select(trade_agreements)).mappings()}
-        return self._agreements
+        if self._snapshot.agreements is None:
+            self._snapshot.agreements = {r["code"]: _agreement(r) for r in
+                                         self.conn.execute(select(trade_agreements)).mappings()}
+        return self._snapshot.agreements
 
 
 def _load_lines(conn: Connection, codes: list[str]) -> dict[str, LineMeasures]:

@@ -33,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.postgres import running_cluster  # noqa: E402
 
+# Server processes: one per core of the 2-core machines this runs on.
+WORKERS = 2
+
 ITEMS = [
     ("85423100", "Processors and controllers", "NAR", "1000", "2", "3", "2000.00", "KR"),
     ("76011000", "Unwrought aluminium ingots", "KGM", "1000", "1000", "1010", "2500.00", "AU"),
@@ -82,7 +85,8 @@ def prepare(url: str) -> None:
 
 def serve(url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "TRADEWINDOW_DATABASE_URL": url}
-    process = subprocess.Popen([str(ROOT / ".venv/bin/tradewindow"), "serve", "--port", str(port)], env=env,
+    process = subprocess.Popen([str(ROOT / ".venv/bin/tradewindow"), "serve", "--port", str(port),
+                                "--workers", str(WORKERS)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(100):
         try:
@@ -174,10 +178,15 @@ def raw_limit(dsn: str, count: int, clients: int) -> float:
 
 
 def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of the server: the process and its worker processes, added up."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            total += int(line.split()[1]) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += peak_rss_mb(int(child))
+    return total
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ def worker() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     notifications.install()   # relayed events -> notifications and webhook deliveries
+    import tradewindow.customs.service  # noqa: F401 - registers its periodic tasks
     Worker(_engine(), get_settings().worker_poll_seconds).run_forever()
 
 

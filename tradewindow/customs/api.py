@@ -111,6 +111,17 @@ def correct(declaration_id: str, body: AmendBody, uow: Uow, actor: Declarant) ->
     return service.correct_declaration(uow, actor, declaration_id, body.filing, body.reason)
 
 
+class CompleteBody(Schema):
+    filing: dict[str, Any]
+
+
+@router.post("/declarations/{declaration_id}/complete")
+def complete(declaration_id: str, body: CompleteBody, uow: Uow, actor: Declarant) -> dict:
+    """Step two of a two-step declaration: the complete filing (due 14 days after release);
+    `difference` says what to pay (+) or refund (−). Roles: trader, broker."""
+    return service.complete_declaration(uow, actor, declaration_id, body.filing)
+
+
 class PaymentBody(Schema):
     kind: Literal["payment", "guarantee", "supplement"] = "payment"
     reference: str = Field(min_length=1, max_length=64)

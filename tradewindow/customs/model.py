@@ -105,7 +105,7 @@ DECLARATION_FIELDS = frozenset({
     "client_reference", "type", "trader_uscc", "customs_office", "transport_mode",
     "transport_document", "country_of_dispatch", "country_of_origin", "country_of_destination",
     "incoterm", "currency", "invoice_total", "freight", "insurance", "items", "documents",
-    "consignment_reference",
+    "consignment_reference", "filing_mode",
 })
 ITEM_FIELDS = frozenset({
     "tariff_code", "description", "origin", "origin_certificate", "quantity", "unit",
@@ -146,8 +146,8 @@ class Item:
     certificate: tariff.OriginCertificate | None
     quantity: Decimal
     unit: str
-    net_mass_kg: Decimal
-    gross_mass_kg: Decimal
+    net_mass_kg: Decimal | None      # may wait for the complete filing of a two-step declaration
+    gross_mass_kg: Decimal | None
     value: Decimal
     licence_numbers: tuple[str, ...]
 
@@ -173,6 +173,7 @@ class Filing:
     documents: tuple[Document, ...] = ()
     trader_uscc: str | None = None
     consignment_reference: str | None = None
+    mode: str = "complete"
 
     @property
     def taxed(self) -> bool:
@@ -188,18 +189,28 @@ class Filing:
             "country_of_destination": self.country_of_destination, "incoterm": self.incoterm.value,
             "currency": self.currency, "invoice_total": str(self.invoice_total),
             "freight": str(self.freight), "insurance": None if self.insurance is None else str(self.insurance),
-            "consignment_reference": self.consignment_reference,
+            "consignment_reference": self.consignment_reference, "filing_mode": self.mode,
             "items": [{
                 "line_number": i.line_number, "tariff_code": i.tariff_code, "description": i.description,
                 "origin": i.origin,
                 "origin_certificate": ({"agreement": i.certificate.agreement, "number": i.certificate.number}
                                        if i.certificate else None),
-                "quantity": str(i.quantity), "unit": i.unit, "net_mass_kg": str(i.net_mass_kg),
-                "gross_mass_kg": str(i.gross_mass_kg), "value": str(i.value),
+                "quantity": str(i.quantity), "unit": i.unit, "net_mass_kg": _text(i.net_mass_kg),
+                "gross_mass_kg": _text(i.gross_mass_kg), "value": str(i.value),
                 "licence_numbers": list(i.licence_numbers)} for i in self.items],
             "documents": [{"type": d.type, "filename": d.filename, "content_type": d.content_type,
                            "sha256": d.sha256, "size": len(d.content)} for d in self.documents],
         }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+# Two-step declaration (GACC 2019): a summary filing of the core particulars lets the goods be
+# released; the complete filing follows within this many days of release, or it is flagged late.
+COMPLETE_FILING_DAYS = 14
+FILING_MODES = frozenset({"complete", "summary"})
 
 
 # --- checking a filing ---------------------------------------------------------------------------
@@ -214,6 +225,7 @@ def check_filing(raw: object, lookups: Lookups, acceptance_day: date) -> tuple[F
     fields = FieldReader(raw, "", problems)
     fields.refuse_unknown(DECLARATION_FIELDS)
     reference = fields.text("client_reference", required=True, max_length=64)
+    filing_mode = fields.choice("filing_mode", FILING_MODES) or "complete"
     kind_text = fields.choice("type", {t.value for t in DeclarationType}, required=True)
     kind = DeclarationType(kind_text) if kind_text else None
     office = fields.text("customs_office", required=True, max_length=20)
@@ -241,7 +253,7 @@ def check_filing(raw: object, lookups: Lookups, acceptance_day: date) -> tuple[F
     insurance = fields.amount("insurance")
     if incoterm is tariff.Incoterm.CIF and (freight or insurance):
         fields.add("freight", "not_applicable", "A CIF price already includes freight and insurance.")
-    items, all_items_good = _items(fields, lookups, acceptance_day, kind)
+    items, all_items_good = _items(fields, lookups, acceptance_day, kind, filing_mode)
     documents = _documents(fields)
     # The total is compared only when every item passed: with an item refused, its value is not
     # known to be right, and a mismatch reported then would often be false.
@@ -258,7 +270,7 @@ def check_filing(raw: object, lookups: Lookups, acceptance_day: date) -> tuple[F
     return Filing(reference, kind, office, mode, transport_document, countries["country_of_dispatch"],
                   countries["country_of_origin"], countries["country_of_destination"],
                   incoterm or tariff.Incoterm.CIF, currency, invoice_total, freight, insurance,
-                  tuple(items), tuple(documents), trader_uscc, consignment), problems
+                  tuple(items), tuple(documents), trader_uscc, consignment, filing_mode), problems
 
 
 def _country(fields: FieldReader, name: str) -> str | None:
@@ -274,20 +286,20 @@ def _incoterm(fields: FieldReader) -> tariff.Incoterm | None:
     return tariff.Incoterm(text) if text else None
 
 
-def _items(fields: FieldReader, lookups: Lookups, day: date,
-           kind: DeclarationType | None) -> tuple[list[Item], bool]:
+def _items(fields: FieldReader, lookups: Lookups, day: date, kind: DeclarationType | None,
+           mode: str = "complete") -> tuple[list[Item], bool]:
     """The items that passed their checks, and whether all of them did."""
     raw_items = fields.items("items", required=True, max_items=MAX_ITEMS) or []
     items = []
     for index, raw in enumerate(raw_items):
-        item = _item(raw, f"items[{index}]", index + 1, fields.problems, lookups, day, kind)
+        item = _item(raw, f"items[{index}]", index + 1, fields.problems, lookups, day, kind, mode)
         if item is not None:
             items.append(item)
     return items, len(items) == len(raw_items)
 
 
 def _item(raw: object, path: str, line_number: int, problems: Problems, lookups: Lookups, day: date,
-          kind: DeclarationType | None) -> Item | None:
+          kind: DeclarationType | None, mode: str = "complete") -> Item | None:
     if not isinstance(raw, Mapping):
         problems.add(path, "not_an_object", "Each item is an object.")
         return None
@@ -303,8 +315,9 @@ def _item(raw: object, path: str, line_number: int, problems: Problems, lookups:
     if line is not None and unit is not None and tariff.UNIT_ALIASES.get(unit.lower(), unit.upper()) != line.line.unit:
         fields.add("unit", "unit_mismatch",
                    f"Line {line.code} is declared in {line.line.unit} ({tariff.UNITS.get(line.line.unit, '')}).")
-    net = fields.amount("net_mass_kg", required=True, positive=True)
-    gross = fields.amount("gross_mass_kg", required=True, positive=True)
+    # A summary filing may leave the masses to the complete filing.
+    net = fields.amount("net_mass_kg", required=mode == "complete", positive=True)
+    gross = fields.amount("gross_mass_kg", required=mode == "complete", positive=True)
     if net is not None and gross is not None and net > gross:
         fields.add("net_mass_kg", "net_mass_exceeds_gross_mass", "The net mass cannot exceed the gross mass.")
     value = fields.amount("value", required=True, positive=True)
@@ -313,7 +326,7 @@ def _item(raw: object, path: str, line_number: int, problems: Problems, lookups:
         _check_licences(fields, line, licences, lookups, day)
     if len(problems.items) > before:
         return None
-    assert line and description and quantity and unit and net and gross and value
+    assert line and description and quantity and unit and value
     return Item(line_number, line.code, description, origin, certificate, quantity, line.line.unit,
                 net, gross, value, tuple(licences))
 
@@ -570,6 +583,8 @@ NOTIFICATION_MESSAGES: dict[str, str] = {
     "cancelled": "Declaration {number} cancelled.",
     "corrected": "Declaration {number} corrected after release: {amount} CNY to {direction}.",
     "exited": "Declaration {number}: the goods have exited.",
+    "completed": "Declaration {number}: complete filing received; difference {amount} CNY.",
+    "complete_filing_overdue": "Declaration {number}: the complete filing was due on {due}.",
 }
 
 

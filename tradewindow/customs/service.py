@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from time import monotonic
 from typing import Any
@@ -44,6 +44,7 @@ from tradewindow.platform.calendar_store import cached_calendar
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Forbidden, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
+from tradewindow.platform.jobs import periodic
 from tradewindow.platform.money import fen, from_minor_units, to_minor_units
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
@@ -137,7 +138,7 @@ def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
         "type": filing.type.value, "customs_office": filing.customs_office,
         "transport_mode": filing.transport_mode, "transport_document": filing.transport_document,
         "consignment_reference": filing.consignment_reference, "currency": filing.currency,
-        "credit_tier": trader["credit_tier"],
+        "credit_tier": trader["credit_tier"], "filing_mode": filing.mode,
         "invoice_total_minor": to_minor_units(filing.invoice_total, filing.currency),
         "status": ACCEPTED, "version": 1, "acceptance_day": day,
         "lane": Lane.GREEN.value, "lane_cleared": True, "lane_refused": False,
@@ -364,6 +365,8 @@ def _advance(uow: UnitOfWork, actor: Actor, declaration_id: str) -> None:
     status = model.status_of(progress)
     if model.ready_for_release(progress):
         values["released_at"] = now
+        if row["filing_mode"] == "summary" and row["completed_at"] is None:
+            values["complete_due_day"] = business_day(now) + timedelta(days=model.COMPLETE_FILING_DAYS)
         uow.audit(actor, "customs.declaration_released", "declaration", declaration_id,
                   {"status": row["status"]}, {"status": Status.RELEASED.value})
     values["status"] = status.value
@@ -457,7 +460,14 @@ def _summary(row: Mapping) -> dict:
             "customs_office": row["customs_office"], "transport_mode": row["transport_mode"],
             "trader_id": row["trader_id"], "declarant_id": row["declarant_id"],
             "total_due": str(from_minor_units(row["total_due_fen"])), "accepted_at": row["accepted_at"],
-            "released_at": row["released_at"], "version": row["version"]}
+            "released_at": row["released_at"], "version": row["version"], "filing_mode": row["filing_mode"],
+            "complete_due_day": row["complete_due_day"], "completed_at": row["completed_at"],
+            "complete_filing_overdue": _complete_overdue(row, business_day(utcnow()))}
+
+
+def _complete_overdue(row: Mapping, today: date) -> bool:
+    return (row["filing_mode"] == "summary" and row["completed_at"] is None
+            and row["complete_due_day"] is not None and today > row["complete_due_day"])
 
 
 def _view(uow: UnitOfWork, declaration_id: str) -> dict:
@@ -600,6 +610,61 @@ def correct_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, raw: o
         _notify(uow, row, "corrected", number=row["number"], amount=str(abs(amount)),
                 direction="pay" if amount >= 0 else "be refunded")
         return {**_view(uow, row["id"]), "difference": diff}
+
+
+def complete_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, raw: object) -> dict:
+    """Step two of a two-step declaration: the complete filing, checked in full and assessed at
+    the acceptance day's rates; the answer shows the difference from the summary's assessment
+    (positive to pay, negative to refund)."""
+    with uow.transaction() as conn:
+        row = _own_row(uow, actor, id_or_number, for_update=True)
+        if row["filing_mode"] != "summary":
+            raise Conflict("Only a summary filing is completed; this one was complete.", "not_a_summary")
+        if row["completed_at"] is not None:
+            raise Conflict("The complete filing was made already; file a correction.", "already_completed")
+        if row["cancelled_at"] is not None:
+            raise Conflict("The declaration is cancelled.", "declaration_cancelled")
+        complete = {**raw, "filing_mode": "complete"} if isinstance(raw, Mapping) else raw
+        before = conn.execute(select(declaration_versions.c.assessment).where(
+            declaration_versions.c.declaration_id == row["id"],
+            declaration_versions.c.version == row["version"])).scalar_one()
+        filing, lookups = _check_again(uow, row, complete)
+        assessment = model.assess(filing, lookups, row["acceptance_day"])
+        diff = model.difference(model.Assessment(tuple(before["items"]), before["totals"]), assessment)
+        version = row["version"] + 1
+        now = utcnow()
+        _store_version(uow, actor, row["id"], version, filing, assessment, "complete filing")
+        _store_items(uow, row["id"], filing, assessment)
+        _store_documents(uow, actor, row["id"], filing.documents)
+        conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(
+            version=version, completed_at=now,
+            invoice_total_minor=to_minor_units(filing.invoice_total, filing.currency), **_totals_fen(assessment)))
+        uow.audit(actor, "customs.declaration_completed", "declaration", row["id"], {"version": row["version"]},
+                  {"version": version, "difference": diff,
+                   "late": _complete_overdue(row, business_day(now))})
+        _notify(uow, row, "completed", number=row["number"], amount=diff["total"])
+        if row["released_at"] is None:
+            _advance(uow, actor, row["id"])
+        return {**_view(uow, row["id"]), "difference": diff}
+
+
+def flag_overdue_complete_filings(uow: UnitOfWork) -> int:
+    """Notify, once each, the summary filings whose complete filing is late. Run periodically
+    by the worker."""
+    with uow.transaction() as conn:
+        today = business_day(utcnow())
+        rows = conn.execute(select(declarations).where(
+            declarations.c.filing_mode == "summary", declarations.c.completed_at.is_(None),
+            declarations.c.complete_due_day < today, declarations.c.overdue_notified_at.is_(None),
+            declarations.c.cancelled_at.is_(None)).limit(500)).mappings().all()
+        for row in rows:
+            conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(
+                overdue_notified_at=utcnow()))
+            _notify(uow, row, "complete_filing_overdue", number=row["number"], due=row["complete_due_day"])
+        return len(rows)
+
+
+periodic("customs.flag_overdue_complete_filings", seconds=600)(flag_overdue_complete_filings)
 
 
 def cancel_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, reason: str) -> dict:

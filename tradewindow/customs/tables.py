@@ -35,6 +35,12 @@ declarations = Table(
     Column("transport_document", String(64), nullable=False),
     Column("consignment_reference", String(64)),
     Column("credit_tier", String(20), nullable=False),    # the trader's tier when it lodged
+    # Two-step declaration: a "summary" filing is released first; its complete filing is due by
+    # complete_due_day, and a late one is notified once (overdue_notified_at).
+    Column("filing_mode", String(10), nullable=False),
+    Column("complete_due_day", Date),
+    Column("completed_at", UtcDateTime()),
+    Column("overdue_notified_at", UtcDateTime()),
     Column("currency", String(3), nullable=False),
     Column("invoice_total_minor", BigInteger, nullable=False),
     Column("status", String(30), nullable=False),

@@ -155,3 +155,20 @@ def handles(queue: str) -> Callable[[JobHandler], JobHandler]:
 
 def registered_queues() -> dict[str, JobHandler]:
     return dict(_handlers)
+
+
+# Periodic work (flagging late filings, publishing hash-chain heads, ...): contexts register a
+# function and an interval at import; the worker runs each when it is due.
+PeriodicTask = Callable[[UnitOfWork], object]
+_periodic: dict[str, tuple[float, PeriodicTask]] = {}
+
+
+def periodic(name: str, seconds: float) -> Callable[[PeriodicTask], PeriodicTask]:
+    def register(task: PeriodicTask) -> PeriodicTask:
+        _periodic[name] = (seconds, task)
+        return task
+    return register
+
+
+def registered_periodic() -> dict[str, tuple[float, PeriodicTask]]:
+    return dict(_periodic)

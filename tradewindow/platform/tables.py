@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, String, Table, Text
 
 from tradewindow.platform.db import Json, UtcDateTime, id_column_type, metadata
 
@@ -72,5 +72,4 @@ code_list_entries = Table(
     Column("name", String(200), nullable=False),
     Column("name_zh", String(200)),
     Column("extra", Json()),
-    UniqueConstraint("list_name", "code", name="uq_code_list_entries_list_code"),
 )

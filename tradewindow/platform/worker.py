@@ -10,11 +10,12 @@ import os
 import signal
 import socket
 import threading
+from time import monotonic
 
 from sqlalchemy import Engine
 
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.jobs import DatabaseJobQueue, registered_queues
+from tradewindow.platform.jobs import DatabaseJobQueue, registered_periodic, registered_queues
 from tradewindow.platform.outbox import relay_pending
 
 log = logging.getLogger("tradewindow.worker")
@@ -27,10 +28,13 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.queue = DatabaseJobQueue(lambda: UnitOfWork(engine))
         self.stopping = threading.Event()
+        self._last_run: dict[str, float] = {}
 
     def run_once(self) -> int:
-        """One round: relay events, then run the jobs that are due. Returns the work done."""
+        """One round: relay events, run the periodic tasks that are due, then the jobs that are
+        due. Returns the work done."""
         done = relay_pending(UnitOfWork(self.engine))
+        done += self._run_periodic()
         for queue_name, handler in registered_queues().items():
             for job in self.queue.claim(queue_name, self.name, limit=20):
                 try:
@@ -42,6 +46,20 @@ class Worker:
                     self.queue.complete(job)
                 done += 1
         return done
+
+    def _run_periodic(self) -> int:
+        ran = 0
+        now = monotonic()
+        for name, (seconds, task) in registered_periodic().items():
+            if now - self._last_run.get(name, -seconds) < seconds:
+                continue
+            self._last_run[name] = now
+            try:
+                task(UnitOfWork(self.engine))
+            except Exception:  # noqa: BLE001 - one failing task must not stop the others
+                log.exception("periodic task %s failed", name)
+            ran += 1
+        return ran
 
     def run_forever(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):

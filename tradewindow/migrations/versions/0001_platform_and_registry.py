@@ -57,8 +57,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('name_zh', sa.String(length=200), nullable=True),
     sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('list_name', 'code', name=op.f('pk_code_list_entries')),
-    sa.UniqueConstraint('list_name', 'code', name='uq_code_list_entries_list_code')
+    sa.PrimaryKeyConstraint('list_name', 'code', name=op.f('pk_code_list_entries'))
     )
     op.create_table('enterprises',
     sa.Column('id', sa.String(length=26), nullable=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.support.browser import launch_chromium, serve_in_thread
+from tests.support.browser import serve_in_thread
 from tests.support.postgres import PostgresCluster, running_cluster
 from tests.support.reference import reference_data_dir, require_reference
 
@@ -34,16 +34,16 @@ def test_the_cluster_url_works_with_sqlalchemy() -> None:
         engine.dispose()
 
 
+# These use the session's `page` fixture: Playwright's sync API cannot run two instances at once
+# in one thread, and other browser tests in this worker may already hold the session's chromium.
 @pytest.mark.browser
-def test_headless_chromium_loads_a_page() -> None:
-    with launch_chromium() as browser:
-        page = browser.new_page()
-        page.goto("data:text/html,<title>Trade Window</title><p>hello</p>")
-        assert page.title() == "Trade Window"
+def test_headless_chromium_loads_a_page(page) -> None:
+    page.goto("data:text/html,<title>Trade Window</title><p>hello</p>")
+    assert page.title() == "Trade Window"
 
 
 @pytest.mark.browser
-def test_chromium_reaches_an_app_served_in_a_thread() -> None:
+def test_chromium_reaches_an_app_served_in_a_thread(page) -> None:
     async def app(scope, receive, send):  # the smallest ASGI app
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
@@ -54,9 +54,8 @@ def test_chromium_reaches_an_app_served_in_a_thread() -> None:
                     "headers": [(b"content-type", b"text/html; charset=utf-8")]})
         await send({"type": "http.response.body", "body": b"<title>served</title>"})
 
-    with serve_in_thread(app) as base_url, launch_chromium() as browser:
+    with serve_in_thread(app) as base_url:
         assert base_url.startswith("http://127.0.0.1:")
-        page = browser.new_page()
         page.goto(base_url + "/")
         assert page.title() == "served"
 

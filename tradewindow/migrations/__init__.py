@@ -31,10 +31,12 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at ("a+b" while branches developed side by side are unmerged)."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return "+".join(sorted(heads)) or None
 
 
 def all_tables_metadata():

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from tradewindow.customs import service
+from tradewindow.customs import documents, service
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.web import Schema, allow, get_uow
@@ -227,3 +227,20 @@ def put_lane_settings(office: str, body: Annotated[dict[str, Any], Body()], uow:
     """Set an office's lane settings; the advanced-AEO modifier must stay below 20 % of the
     general rate (GACC rule). Roles: customs."""
     return service.save_lane_settings(uow, actor, office, body)
+
+
+# --- printouts -----------------------------------------------------------------------------------
+
+@router.get("/declarations/{declaration_id}/printouts/{kind}",
+            responses={200: {"content": {"application/pdf": {}, "text/html": {}}},
+                       409: {"description": "`not_released` (release note before release) or `nothing_due` "
+                                            "(tax notice when no duty or tax is due)."}})
+def printout(declaration_id: str, kind: Literal["declaration", "tax-notice", "release-note"], uow: Uow,
+             actor: Reader, format: Literal["pdf", "html"] = "pdf") -> Response:
+    """The declaration, its tax payment notice or its release note, as PDF (A4) or as HTML for
+    printing. Roles: as for reading the declaration (tenancy applies)."""
+    prepared = documents.prepare(uow, actor, declaration_id, kind)
+    if format == "html":
+        return Response(documents.html(prepared), media_type="text/html; charset=utf-8")
+    return Response(documents.pdf(prepared), media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{prepared.filename}.pdf"'})

@@ -13,10 +13,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import FormData, UploadFile
 
-from tradewindow.customs import model, selectivity, service
+from tradewindow.customs import documents, model, selectivity, service
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import DomainError, Problem, ValidationFailed
@@ -286,7 +286,8 @@ def _detail_context(uow: UnitOfWork, actor: Actor, declaration: dict, **extra: A
                "is_declarant": actor.is_(Role.TRADER, Role.BROKER),
                "is_customs": actor.is_(Role.CUSTOMS), "document_types": list(model.DOCUMENT_TYPES),
                "content_types": sorted(model.DOCUMENT_CONTENT_TYPES), "action": None, "problems": [],
-               "form": {}, "created": 0, "repeat": 0}
+               "form": {}, "created": 0, "repeat": 0, "printouts": documents.available(declaration),
+               "printout_titles": documents.TITLES}
     context.update(extra)
     return context
 
@@ -304,6 +305,15 @@ def declaration_versions(request: Request, declaration_id: str, uow: Uow, actor:
     declaration = service.get_declaration(uow, actor, declaration_id)
     return render(request, "customs/versions.html", actor, d=declaration,
                   versions=service.history(uow, actor, declaration_id))
+
+
+@router.get("/declarations/{declaration_id}/print/{kind}")
+def declaration_printout(declaration_id: str, kind: str, uow: Uow, actor: PageActor) -> Any:
+    """The declaration, tax payment notice or release note as a page to print (A4)."""
+    printout = documents.prepare(uow, actor, declaration_id, kind)
+    pdf_url = f"/api/v1/declarations/{printout.declaration['id']}/printouts/{kind}?format=pdf"
+    return HTMLResponse(documents.html(printout, pdf_url=pdf_url,
+                                       back_url=f"/declarations/{printout.declaration['id']}"))
 
 
 def _act(request: Request, uow: UnitOfWork, actor: Actor, declaration_id: str, action: str, form: dict,

@@ -41,7 +41,7 @@ from tradewindow.customs.tables import (
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.calendar import add_working_hours
 from tradewindow.platform.calendar_store import cached_calendar
-from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.db import UnitOfWork, business_day, utcnow
 from tradewindow.platform.errors import Conflict, Forbidden, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import periodic
@@ -79,10 +79,6 @@ class Lookups:
             return False
         return any(registry.valid_licence(self.uow, self.trader_id, kind, licence_number, on)
                    for kind in ("automatic_import_licence", "import_licence"))
-
-
-def business_day(moment: datetime) -> date:
-    return moment.astimezone(ZoneInfo(get_settings().time_zone)).date()
 
 
 # --- lodging -------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Connection
@@ -67,6 +68,19 @@ _clock: ContextVar[datetime | None] = ContextVar("tradewindow_clock", default=No
 
 def utcnow() -> datetime:
     return _clock.get() or datetime.now(UTC)
+
+
+def business_day(moment: datetime) -> date:
+    """The zone's calendar day of a moment: acceptance days, working days and a buyer's year
+    follow the zone (Asia/Shanghai by default), not the server (a UTC server is still on
+    yesterday until 08:00 in Chongqing)."""
+    from tradewindow.platform.settings import get_settings
+
+    return moment.astimezone(ZoneInfo(get_settings().time_zone)).date()
+
+
+def business_today() -> date:
+    return business_day(utcnow())
 
 
 @contextmanager

@@ -7,12 +7,11 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, func, insert, or_, select, update
 
 from tradewindow.platform.auth import Actor, Role, hash_password, hash_secret, new_secret, verify_password
-from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.db import UnitOfWork, business_today, utcnow
 from tradewindow.platform.errors import (
     Conflict,
     Problem,
@@ -706,11 +705,6 @@ def valid_licence(uow: UnitOfWork, enterprise_id: str, licence_type: str, number
             return None
         return _licence_public(row)
 
-
-def business_today() -> date:
-    """Today in the zone's time zone: authorisations and licences run by the zone's calendar days,
-    not by the server's (a UTC server is still on yesterday until 08:00 in Chongqing)."""
-    return datetime.now(ZoneInfo(get_settings().time_zone)).date()
 
 
 # --- lookups for other contexts ------------------------------------------------------------------

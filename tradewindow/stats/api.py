@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from tradewindow.platform.auth import Actor
-from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.db import UnitOfWork, business_today
 from tradewindow.platform.web import allow, get_uow
 from tradewindow.stats import service
-from tradewindow.tariff.service import business_today
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]

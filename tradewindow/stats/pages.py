@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from tradewindow.platform.auth import Actor
-from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.db import UnitOfWork, business_today
 from tradewindow.platform.errors import DomainError
 from tradewindow.platform.web import add_nav, get_uow, page_actor, render
 from tradewindow.stats import model, service
-from tradewindow.tariff.service import business_today
 
 router = APIRouter(include_in_schema=False)
 add_nav("Statistics", "/stats/clearance", set(service.READERS), order=80)

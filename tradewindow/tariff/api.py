@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from tradewindow.platform.auth import ALL_ROLES, Actor, Role
-from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.db import UnitOfWork, business_today
 from tradewindow.platform.errors import ValidationFailed
 from tradewindow.platform.web import allow, get_uow
 from tradewindow.tariff import service
@@ -48,7 +48,7 @@ def hs_entry(code: str, uow: Uow, actor: Anyone) -> dict:
 @router.get("/tariff/exchange-rates")
 def exchange_rates(uow: Uow, actor: Anyone, date: date | None = None) -> dict:
     """Customs exchange rates (CNY per unit) in force on the date. Roles: any."""
-    return {"date": date or service.business_today(), "rates": service.exchange_rate_table(uow, date)}
+    return {"date": date or business_today(), "rates": service.exchange_rate_table(uow, date)}
 
 
 @router.post("/tax/quote")

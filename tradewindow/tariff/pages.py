@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 
 from tradewindow.platform.auth import ALL_ROLES, Actor
-from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.db import UnitOfWork, business_today
 from tradewindow.platform.errors import NotFound, Problem, ValidationFailed
 from tradewindow.platform.web import add_nav, get_uow, page_actor, render, templates
 from tradewindow.tariff import service
@@ -87,7 +87,7 @@ def _day(text: str, problems: list[Problem], name: str = "date") -> date:
             return date.fromisoformat(text.strip())
         except ValueError:
             problems.append(Problem(name, "invalid_date", "The date must be written YYYY-MM-DD."))
-    return service.business_today()
+    return business_today()
 
 
 def _partial(request: Request) -> bool:
@@ -200,7 +200,7 @@ def _quote_request(values: dict) -> dict:
 
 @router.get("/tax/quote")
 def calculator(request: Request, uow: Uow, actor: PageActor) -> Any:
-    values = {"regime": "general", "date": service.business_today().isoformat(),
+    values = {"regime": "general", "date": business_today().isoformat(),
               "items": [_blank_item()], "submitted_items": 0}
     return render(request, "tariff/calculator.html", actor,
                   **_calculator_context(uow, values, [], None))

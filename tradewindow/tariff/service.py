@@ -10,16 +10,14 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from tradewindow.platform.auth import Actor, Role
-from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.db import UnitOfWork, business_today, utcnow
 from tradewindow.platform.errors import ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
-from tradewindow.platform.settings import get_settings
 from tradewindow.tariff import model
 from tradewindow.tariff.model import (
     Agreement,
@@ -43,11 +41,6 @@ from tradewindow.tariff.tables import (
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TARIFF_KEEPERS = (Role.CUSTOMS, Role.ADMIN)
-
-
-def business_today() -> date:
-    """Today in the zone's time zone: the default date of a quote."""
-    return utcnow().astimezone(ZoneInfo(get_settings().time_zone)).date()
 
 
 # --- the tariff as the quote engine sees it ------------------------------------------------------

@@ -25,12 +25,14 @@ calendar_app = typer.Typer(help="The working-day calendar.", no_args_is_help=Tru
 tariff_app = typer.Typer(help="The tariff: nomenclature, schedule, agreements, exchange rates.",
                          no_args_is_help=True)
 tax_app = typer.Typer(help="Duty and tax quotes.", no_args_is_help=True)
+titles_app = typer.Typer(help="Bills of lading: publish and verify the hash chains.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(enterprises_app, name="enterprises")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(tariff_app, name="tariff")
 app.add_typer(tax_app, name="tax")
+app.add_typer(titles_app, name="titles")
 console = Console()
 err = Console(stderr=True)
 
@@ -81,6 +83,7 @@ def worker() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     notifications.install()   # relayed events -> notifications and webhook deliveries
     import tradewindow.customs.service  # noqa: F401 - registers its periodic tasks
+    import tradewindow.titles.service  # noqa: F401 - publishes the bills' chain heads periodically
     Worker(_engine(), get_settings().worker_poll_seconds).run_forever()
 
 
@@ -252,6 +255,35 @@ def tax_quote(file: Annotated[str, typer.Argument(help="JSON request file, or - 
     except DomainError as exc:
         _fail(exc)
     sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False, indent=2) + "\n")
+
+
+@titles_app.command("publish-head")
+def titles_publish_head() -> None:
+    """Publish the head of every bill of lading's chain now (the worker does it periodically); also
+    appended to $TRADEWINDOW_TITLE_CHECKPOINT_FILE when that is set."""
+    from tradewindow.titles import service
+
+    checkpoint = service.publish_heads(UnitOfWork(_engine()), SYSTEM)
+    state = "published" if checkpoint["published"] else "unchanged since the last checkpoint"
+    console.print(f"Checkpoint {checkpoint['hash']} ({checkpoint['titles']} bills, root {checkpoint['root']}): {state}",
+                  soft_wrap=True)
+
+
+@titles_app.command("verify")
+def titles_verify() -> None:
+    """Verify every bill's chain (signatures, links, rules, published heads) and the checkpoint
+    log; exit status 1 when anything is broken."""
+    from tradewindow.titles import service
+
+    result = service.verify_all(UnitOfWork(_engine()))
+    for broken in result["broken"]:
+        err.print(f"[red]{broken['bol_number']}[/]: {broken['message']} ({broken['code']})")
+    if not result["checkpoints"]["valid"]:
+        err.print(f"[red]checkpoints[/]: {result['checkpoints']['message']}")
+    console.print(f"{result['bills']} bills, {len(result['broken'])} broken; "
+                  f"{result['checkpoints']['checkpoints']} checkpoints")
+    if result["broken"] or not result["checkpoints"]["valid"]:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def all_tables_metadata():
     import tradewindow.platform.tables  # noqa: F401
     import tradewindow.registry.tables  # noqa: F401
     import tradewindow.tariff.tables  # noqa: F401
+    import tradewindow.titles.tables  # noqa: F401
     from tradewindow.platform.db import metadata
 
     return metadata

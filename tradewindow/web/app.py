@@ -28,6 +28,8 @@ from tradewindow.stats import api as stats_api
 from tradewindow.stats import pages as stats_pages
 from tradewindow.tariff import api as tariff_api
 from tradewindow.tariff import pages as tariff_pages
+from tradewindow.titles import api as titles_api
+from tradewindow.titles import pages as titles_pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -66,6 +68,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (platform_api.router, registry_api.router, registry_pages.router,
                    notifications_api.router, notifications_pages.router,
                    tariff_api.router, tariff_pages.router, customs_api.router, customs_pages.router,
-                   stats_api.router, stats_pages.router):
+                   stats_api.router, stats_pages.router, titles_api.router, titles_pages.router):
         app.include_router(router)
     return app

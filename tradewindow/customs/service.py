@@ -141,7 +141,7 @@ def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
         **_totals_fen(assessment), "paid": assessment.total_due == 0,
         "lodged_at": now, "accepted_at": now,
     }
-    uow.conn.execute(insert(declarations).values(row))
+    uow.conn.execute(insert(declarations), row)
     _store_version(uow, actor, declaration_id, 1, filing, assessment, None)
     _store_items(uow, declaration_id, filing, assessment)
     _store_documents(uow, actor, declaration_id, filing.documents)
@@ -214,7 +214,7 @@ def _fen(text: str) -> int:
 
 def _store_version(uow: UnitOfWork, actor: Actor, declaration_id: str, version: int, filing: Filing,
                    assessment: model.Assessment, reason: str | None) -> None:
-    uow.conn.execute(insert(declaration_versions).values(
+    uow.conn.execute(insert(declaration_versions), dict(
         declaration_id=declaration_id, version=version, filing=filing.as_json(),
         assessment=assessment.as_dict(), reason=reason, created_at=utcnow(), created_by=actor.username))
 
@@ -250,7 +250,7 @@ def _decide_lane(uow: UnitOfWork, declaration_id: str, filing: Filing, trader: d
     tally = _tally(uow, filing.customs_office, day, exclude=declaration_id)
     seed = selectivity.new_seed()
     decision = selectivity.select_lane(facts, profiles, settings, tally, seed)
-    uow.conn.execute(insert(lane_decisions).values(
+    uow.conn.execute(insert(lane_decisions), dict(
         declaration_id=declaration_id, lane=decision.lane.value, seed=seed,
         explanation=selectivity.render_decision(decision),
         inputs={"facts": selectivity.render_facts(facts),
@@ -318,7 +318,7 @@ def _raise_tasks(uow: UnitOfWork, declaration_id: str, filing: Filing, lookups: 
     for need in model.agency_tasks_needed(filing, lookups, day):
         if keep is not None and need.kind.value in keep:
             continue
-        uow.conn.execute(insert(agency_tasks).values(
+        uow.conn.execute(insert(agency_tasks), dict(
             id=new_id(), declaration_id=declaration_id, kind=need.kind.value, agency_kind=need.agency_kind,
             title=need.title, line_numbers=list(need.line_numbers), status=TaskStatus.PENDING.value,
             due_at=add_working_hours(calendar, now, need.deadline_working_hours, zone), raised_at=now))

@@ -15,7 +15,7 @@ from tradewindow.platform.tables import audit_log
 
 def record_audit(conn: Connection, actor: Any, action: str, object_type: str, object_id: str,
                  before: dict | None, after: dict | None) -> None:
-    conn.execute(insert(audit_log).values(
+    conn.execute(insert(audit_log), dict(
         id=new_id(), at=utcnow(),
         actor_user_id=getattr(actor, "user_id", None),
         actor_name=getattr(actor, "username", None) or "system",

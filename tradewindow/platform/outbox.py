@@ -44,7 +44,7 @@ def subscribe(event_type_prefix: str, handler: Subscriber) -> None:
 def append_event(conn: Connection, event_type: str, aggregate_type: str, aggregate_id: str,
                  payload: dict, owner_enterprise_id: str | None) -> str:
     event_id = new_id()
-    conn.execute(insert(outbox_events).values(
+    conn.execute(insert(outbox_events), dict(
         id=event_id, event_type=event_type, aggregate_type=aggregate_type,
         aggregate_id=aggregate_id, owner_enterprise_id=owner_enterprise_id,
         payload=payload, created_at=utcnow(),

@@ -51,6 +51,7 @@ class Status(StrEnum):
     DOCUMENTS_REQUESTED = "documents_requested"
     REFUSED = "refused"                  # an agency refused, or inspection found non-conformity
     TAXES_DUE = "taxes_due"
+    TITLE_HOLD = "title_hold"            # the trader is not the holder of record of the bill of lading
     RELEASED = "released"
     EXITED = "exited"                    # export: goods have left the territory
     CANCELLED = "cancelled"
@@ -537,6 +538,8 @@ class Progress:
     cancelled: bool = False
     released: bool = False
     exited: bool = False
+    # Goods under a transferable bill of lading are released only to the holder of record.
+    title_ok: bool = True
 
 
 def status_of(progress: Progress) -> Status:
@@ -558,6 +561,8 @@ def status_of(progress: Progress) -> Status:
         return Status.AGENCY_HOLD
     if progress.total_due > 0 and not progress.paid:
         return Status.TAXES_DUE
+    if not progress.title_ok:
+        return Status.TITLE_HOLD
     return Status.RELEASED
 
 
@@ -583,6 +588,7 @@ NOTIFICATION_MESSAGES: dict[str, str] = {
     "cancelled": "Declaration {number} cancelled.",
     "corrected": "Declaration {number} corrected after release: {amount} CNY to {direction}.",
     "exited": "Declaration {number}: the goods have exited.",
+    "title_hold": "Declaration {number}: the goods wait until the trader holds the bill of lading {document}.",
     "completed": "Declaration {number}: complete filing received; difference {amount} CNY.",
     "complete_filing_overdue": "Declaration {number}: the complete filing was due on {due}.",
 }

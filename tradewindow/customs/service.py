@@ -38,7 +38,7 @@ from tradewindow.customs.tables import (
     lane_settings,
     payments,
 )
-from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.calendar import add_working_hours
 from tradewindow.platform.calendar_store import cached_calendar
 from tradewindow.platform.db import UnitOfWork, business_day, utcnow
@@ -46,9 +46,11 @@ from tradewindow.platform.errors import Conflict, Forbidden, Problem, Validation
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import periodic
 from tradewindow.platform.money import fen, from_minor_units, to_minor_units
+from tradewindow.platform.outbox import Event, subscribe
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 from tradewindow.tariff import service as tariff_service
+from tradewindow.titles import service as titles
 
 DECLARANTS = (Role.TRADER, Role.BROKER)
 # The status of a declaration between its acceptance and the first status decision, within the
@@ -332,7 +334,18 @@ def _progress(uow: UnitOfWork, row: Mapping) -> Progress:
     return Progress(lane=Lane(row["lane"]), lane_cleared=row["lane_cleared"], lane_refused=row["lane_refused"],
                     task_statuses=statuses, total_due=from_minor_units(row["total_due_fen"]),
                     paid=_paid(uow, row), cancelled=row["cancelled_at"] is not None,
-                    released=row["released_at"] is not None, exited=row["exited_at"] is not None)
+                    released=row["released_at"] is not None, exited=row["exited_at"] is not None,
+                    title_ok=_title_ok(uow, row))
+
+
+def _title_ok(uow: UnitOfWork, row: Mapping) -> bool:
+    """When the transport document is a bill of lading kept as a transferable record, the goods
+    go only to the party entitled to them under it: its holder (unpledged), or the party that
+    surrendered it against delivery."""
+    if row["type"] not in {t.value for t in model.INBOUND_TYPES}:
+        return True
+    holder = titles.holder_of(uow, row["transport_document"])
+    return holder is None or holder.entitled_to_goods == row["trader_id"]
 
 
 def _paid(uow: UnitOfWork, row: Mapping) -> bool:
@@ -375,6 +388,8 @@ def _notify_status(uow: UnitOfWork, row: Mapping, status: Status) -> None:
     number = row["number"]
     if status is Status.TAXES_DUE:
         _notify(uow, row, "taxes_due", number=number, amount=str(from_minor_units(row["total_due_fen"])))
+    elif status is Status.TITLE_HOLD:
+        _notify(uow, row, "title_hold", number=number, document=row["transport_document"])
     elif status in (Status.INSPECTION, Status.DOCUMENT_CHECK, Status.AGENCY_HOLD, Status.RELEASED,
                     Status.EXITED, Status.CANCELLED):
         _notify(uow, row, status.value, number=number)
@@ -923,3 +938,25 @@ def save_lane_settings(uow: UnitOfWork, actor: Actor, office: str, definition: d
                 definition=stored, updated_at=utcnow(), updated_by=actor.username))
         uow.audit(actor, "customs.lane_settings_saved", "lane_settings", office, before, stored)
         return stored
+
+
+# --- goods under a bill of lading ----------------------------------------------------------------
+
+def recheck_title_holds(uow: UnitOfWork, bol_number: str) -> int:
+    """A bill of lading changed hands: declarations waiting for their trader to hold it move on
+    (released when nothing else holds them)."""
+    with uow.transaction() as conn:
+        ids = list(conn.execute(select(declarations.c.id).where(
+            declarations.c.status == Status.TITLE_HOLD.value,
+            declarations.c.transport_document == bol_number)).scalars())
+        for declaration_id in ids:
+            _advance(uow, SYSTEM, declaration_id)
+        return len(ids)
+
+
+def _on_title_event(uow: UnitOfWork, event: Event) -> None:
+    if event.aggregate_type == "bill_of_lading" and (number := event.payload.get("number")):
+        recheck_title_holds(uow, number)
+
+
+subscribe("titles.", _on_title_event)

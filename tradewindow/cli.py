@@ -26,6 +26,7 @@ tariff_app = typer.Typer(help="The tariff: nomenclature, schedule, agreements, e
                          no_args_is_help=True)
 tax_app = typer.Typer(help="Duty and tax quotes.", no_args_is_help=True)
 titles_app = typer.Typer(help="Bills of lading: publish and verify the hash chains.", no_args_is_help=True)
+epcis_app = typer.Typer(help="EPCIS 2.0 events: bulk capture, monitoring checks.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(enterprises_app, name="enterprises")
@@ -33,6 +34,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(tariff_app, name="tariff")
 app.add_typer(tax_app, name="tax")
 app.add_typer(titles_app, name="titles")
+app.add_typer(epcis_app, name="epcis")
 console = Console()
 err = Console(stderr=True)
 
@@ -255,6 +257,103 @@ def tax_quote(file: Annotated[str, typer.Argument(help="JSON request file, or - 
     except DomainError as exc:
         _fail(exc)
     sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False, indent=2) + "\n")
+
+
+def _epcis_actor(enterprise: str | None):
+    """The operator, or (with --enterprise) a carrier acting for that enterprise."""
+    if enterprise is None:
+        return SYSTEM
+    from tradewindow.platform.auth import Actor, Role
+    from tradewindow.registry import service as registry
+
+    found = registry.enterprise_by_uscc(UnitOfWork(_engine()), enterprise)
+    if found is None:
+        err.print(f"No enterprise with credit code {enterprise!r}.")
+        raise typer.Exit(1)
+    return Actor(user_id=None, username=f"cli:{found['uscc']}", role=Role.CARRIER, enterprise_id=found["id"])
+
+
+@epcis_app.command("capture")
+def epcis_capture(file: Annotated[str, typer.Argument(help="NDJSON of events or EPCIS documents, one EPCIS "
+                                                       "JSON document, or - for stdin")],
+                  enterprise: Annotated[str | None, typer.Option(
+                      help="Capture as this enterprise (credit code)")] = None,
+                  batch_size: Annotated[int, typer.Option(min=1, max=10000)] = 500) -> None:
+    """Capture a file of EPCIS events with a progress bar. Bare events are captured in batches of
+    --batch-size; a batch the schema refuses is reported with its lines and skipped; the exit
+    status is 1 when anything was refused."""
+    from datetime import UTC, datetime
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tradewindow.logistics import model, service
+
+    actor = _epcis_actor(enterprise)
+    uow = UnitOfWork(_engine())
+    handle = sys.stdin if file == "-" else open(file, encoding="utf-8-sig")  # noqa: SIM115 - closed below
+    size = 0 if file == "-" else os.path.getsize(file)
+    totals = {"events": 0, "captured": 0, "repeated": 0, "refused": 0}
+    with handle, Progress(TextColumn("[bold]EPCIS capture"), BarColumn(), TextColumn("{task.fields[events]} events"),
+                          TimeRemainingColumn(), console=err, transient=False) as progress:
+        task = progress.add_task("capture", total=size or None, events=0)
+        first = handle.readline()
+        try:
+            json.loads(first) if first.strip() else None
+            whole = None
+        except json.JSONDecodeError:
+            whole = first + handle.read()     # one pretty-printed document
+
+        def lines():
+            if whole is not None:
+                yield 1, whole
+                progress.update(task, advance=len(whole.encode()))
+                return
+            yield 1, first
+            progress.update(task, advance=len(first.encode()))
+            for number, line in enumerate(handle, start=2):
+                yield number, line
+                progress.update(task, advance=len(line.encode()))
+
+        for batch in model.ndjson_batches(lines(), datetime.now(UTC), batch_size):
+            where = f"line {batch.first}" if batch.first == batch.last else f"lines {batch.first}-{batch.last}"
+            if batch.document is None:
+                totals["refused"] += 1
+                err.print(f"{where}: {batch.problem}")
+                continue
+            try:
+                result = service.capture(uow, actor, batch.document)
+            except DomainError as exc:
+                totals["refused"] += len(batch.event_lines) or 1
+                for problem in exc.problems[:20]:
+                    err.print(f"{_epcis_line(batch, problem.path) or where}: {problem.path or '(document)'} "
+                              f"{problem.code}: {problem.message}")
+                continue
+            for key in ("events", "captured", "repeated"):
+                totals[key] += result[key]
+            progress.update(task, events=totals["events"])
+    console.print(f"{totals['events']} events: {totals['captured']} captured, {totals['repeated']} repeats, "
+                  f"{totals['refused']} refused.")
+    if totals["refused"]:
+        raise typer.Exit(1)
+
+
+def _epcis_line(batch, path: str) -> str | None:
+    """The line of a wrapped event that a problem's path (epcisBody.eventList[i]...) points into."""
+    import re
+
+    match = re.match(r"epcisBody\.eventList\[(\d+)\]", path)
+    if batch.event_lines and match and int(match[1]) < len(batch.event_lines):
+        return f"line {batch.event_lines[int(match[1])]}"
+    return None
+
+
+@epcis_app.command("check-dwell")
+def epcis_check_dwell() -> None:
+    """Raise dwell alerts for equipment standing still too long with no event since."""
+    from tradewindow.logistics import service
+
+    raised = service.check_dwell(UnitOfWork(_engine()), SYSTEM)
+    console.print(f"{raised} dwell alerts raised.")
 
 
 @titles_app.command("publish-head")

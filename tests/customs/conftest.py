@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from tests.conftest import USCC
+from tests.titles.conftest import titles_world  # noqa: F401 - for customs tests with bills of lading
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.registry import service as registry
 from tradewindow.tariff import service as tariff

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.conftest import USCC
 from tests.customs.conftest import ICS, filing
-from tests.titles.conftest import bill, titles_world  # noqa: F401
+from tests.titles.conftest import bill
 from tradewindow.customs import service as customs
 from tradewindow.platform.outbox import relay_pending
 from tradewindow.titles import service as titles

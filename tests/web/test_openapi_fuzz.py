@@ -6,6 +6,7 @@ validation, error mapping), which does not depend on the database."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from tests.conftest import PASSWORD, _empty
+from tests.support.reference import reference_data_dir
 from tradewindow.migrations import upgrade
 from tradewindow.platform.auth import SYSTEM
 from tradewindow.platform.db import UnitOfWork, make_engine
@@ -38,7 +40,14 @@ def admin_headers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     with TestClient(APP) as client:
         response = client.post("/api/v1/auth/token", json={"username": "admin", "password": PASSWORD})
     assert response.status_code == 200, response.text
+    # EPCIS capture validates against GS1's schema, which the operator configures (logistics/schema.py).
+    previous = os.environ.get("TRADEWINDOW_EPCIS_SCHEMA")
+    os.environ["TRADEWINDOW_EPCIS_SCHEMA"] = str(reference_data_dir() / "epcis" / "EPCIS-JSON-Schema.json")
     yield {"Authorization": f"Bearer {response.json()['access_token']}"}
+    if previous is None:
+        os.environ.pop("TRADEWINDOW_EPCIS_SCHEMA", None)
+    else:
+        os.environ["TRADEWINDOW_EPCIS_SCHEMA"] = previous
     _empty(engine)
     engine.dispose()
 

@@ -42,6 +42,7 @@ def current_revision(engine: Engine) -> str | None:
 def all_tables_metadata():
     """The MetaData with every context's tables registered on it."""
     import tradewindow.customs.tables  # noqa: F401
+    import tradewindow.logistics.tables  # noqa: F401
     import tradewindow.notifications.tables  # noqa: F401
     import tradewindow.platform.tables  # noqa: F401
     import tradewindow.registry.tables  # noqa: F401

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     # Where tests and importers find the public reference data (../shared/data in CI).
     reference_data: Path = Path("../shared/data")
+    # The GS1 EPCIS 2.0 JSON Schema (EPCIS-JSON-Schema.json as GS1 publishes it) that EPCIS capture
+    # validates against. Not shipped with Trade Window: GS1's licence file grants no right to
+    # redistribute it (tradewindow/logistics/schema.py); unset, EPCIS capture answers 503.
+    epcis_schema: Path | None = None
     # Login safety: this many failures in a row lock the account for lockout_minutes.
     max_failed_logins: int = 5
     lockout_minutes: int = 15

@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 from tradewindow import __version__
 from tradewindow.customs import api as customs_api
 from tradewindow.customs import pages as customs_pages
+from tradewindow.logistics import api as logistics_api
+from tradewindow.logistics import pages as logistics_pages
 from tradewindow.notifications import api as notifications_api
 from tradewindow.notifications import pages as notifications_pages
 from tradewindow.notifications import service as notifications_service
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (platform_api.router, registry_api.router, registry_pages.router,
                    notifications_api.router, notifications_pages.router,
                    tariff_api.router, tariff_pages.router, customs_api.router, customs_pages.router,
+                   logistics_api.router, logistics_pages.router,
                    stats_api.router, stats_pages.router, titles_api.router, titles_pages.router):
         app.include_router(router)
     return app

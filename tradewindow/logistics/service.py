@@ -1,0 +1,877 @@
+"""Logistics business actions: report a consignment, capture EPCIS events (which keep containment,
+positions and seals up to date and run the monitoring rules), query events, follow a consignment
+or a container, keep the monitoring rules. Each write runs in one transaction with its audit
+record and outbox events; alerts become notifications to the trader, the carriers and customs.
+
+Who may do what:
+- carriers and forwarders report consignments (they become the consignment's forwarder);
+- carriers, logistics companies, traders and customs capture events;
+- a consignment, its timeline and its alerts are seen by its parties (trader, forwarder, carriers),
+  brokers the trader authorised, and officers; an event by whoever captured it, the parties of the
+  consignments it concerns, and officers;
+- customs keeps the monitoring rules."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, exists, false, func, insert, or_, select, update
+
+from tradewindow.logistics import model
+from tradewindow.logistics.model import EventFacts, RuleKind, StopState, UnitState
+from tradewindow.logistics.schema import current_schema
+from tradewindow.logistics.tables import (
+    consignment_legs,
+    consignment_parties,
+    consignments,
+    containment,
+    epcis_captures,
+    epcis_event_epcs,
+    epcis_events,
+    equipment,
+    monitoring_alerts,
+    monitoring_rules,
+    route_stops,
+    seals,
+    tracked_events,
+)
+from tradewindow.platform import codelists
+from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
+from tradewindow.platform.ids import new_id
+from tradewindow.registry import service as registry
+
+REPORTERS = (Role.CARRIER,)
+CAPTURERS = (Role.CARRIER, Role.LOGISTICS, Role.TRADER, Role.CUSTOMS, Role.ADMIN)
+RULE_KEEPERS = (Role.CUSTOMS, Role.ADMIN)
+DEFAULT_CONTEXT = model.DEFAULT_CONTEXT
+CHUNK = 500
+
+
+def _visible_parties(uow: UnitOfWork, actor: Actor) -> list[str] | None:
+    """The enterprises whose consignments the actor sees; None: all (officers, administrators)."""
+    if actor.is_officer or actor.is_(Role.ADMIN):
+        return None
+    if actor.enterprise_id is None:
+        return []
+    ids = registry.visible_enterprise_ids(uow, actor)
+    # A bank sees every enterprise in the registry, but only its own consignments.
+    return [actor.enterprise_id] if ids is None else ids
+
+
+def _visible_consignments(parties: list[str]) -> Any:
+    return select(consignment_parties.c.consignment_id).where(consignment_parties.c.enterprise_id.in_(parties))
+
+
+# --- consignments ---------------------------------------------------------------------------------
+
+class Lookups:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self._locations = codelists.codes(uow.conn, "location")
+
+    def enterprise(self, uscc: str) -> tuple[str, frozenset[str]] | None:
+        found = registry.enterprise_by_uscc(self.uow, uscc)
+        if found is None or found["status"] != "active":
+            return None
+        return found["id"], frozenset(found["kinds"])
+
+    def is_location(self, locode: str) -> bool:
+        return locode in self._locations
+
+
+@dataclass(frozen=True)
+class Registered:
+    consignment: dict
+    created: bool
+
+
+def register_consignment(uow: UnitOfWork, actor: Actor, raw: object) -> Registered:
+    """A carrier reports a consignment: its legs and planned route, its equipment and seals. The
+    same client reference again returns the first consignment."""
+    require(actor.is_(*REPORTERS) and actor.enterprise_id is not None, "role_not_allowed",
+            "Consignments are reported by carriers and forwarders.")
+    reference = raw.get("client_reference") if isinstance(raw, Mapping) else None
+    if isinstance(reference, str) and (done := _by_reference(uow, actor, reference.strip())):
+        return Registered(done, created=False)
+    try:
+        with uow.transaction():
+            return Registered(_register(uow, actor, raw), created=True)
+    except Conflict:
+        if isinstance(reference, str) and (done := _by_reference(uow, actor, reference.strip())):
+            return Registered(done, created=False)
+        raise
+
+
+def _by_reference(uow: UnitOfWork, actor: Actor, reference: str) -> dict | None:
+    with uow.read() as conn:
+        found = conn.execute(select(consignments.c.id).where(
+            consignments.c.forwarder_id == actor.enterprise_id,
+            consignments.c.client_reference == reference)).scalar()
+        return _view(uow, found) if found else None
+
+
+def _register(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
+    conn = uow.conn
+    plan, problems = model.check_consignment(raw, Lookups(uow), actor.enterprise_id)
+    if plan is None:
+        problems.raise_if_any()
+    assert plan is not None
+    if conn.execute(select(consignments.c.id).where(
+            consignments.c.forwarder_id == actor.enterprise_id,
+            consignments.c.transport_document == plan.transport_document)).first():
+        raise Conflict([Problem("transport_document", "duplicate_transport_document",
+                                f"You already reported a consignment under {plan.transport_document}.")])
+    consignment_id = new_id()
+    now = utcnow()
+    conn.execute(insert(consignments).values(
+        id=consignment_id, forwarder_id=actor.enterprise_id, client_reference=plan.client_reference,
+        transport_document=plan.transport_document, trader_id=plan.trader_id, description=plan.description,
+        status="planned", temperature_min=_text(plan.temperature_min), temperature_max=_text(plan.temperature_max),
+        created_at=now, created_by=actor.user_id))
+    parties = {(plan.trader_id, "trader"), (actor.enterprise_id, "forwarder")}
+    parties |= {(leg.carrier_id, "carrier") for leg in plan.legs}
+    conn.execute(insert(consignment_parties), [
+        {"consignment_id": consignment_id, "enterprise_id": e, "role": r} for e, r in sorted(parties)])
+    conn.execute(insert(consignment_legs), [
+        {"consignment_id": consignment_id, "seq": i, "mode": leg.mode.value, "carrier_id": leg.carrier_id,
+         "stops": [{"locode": s.locode, "planned_arrival": _iso(s.planned_arrival),
+                    "planned_departure": _iso(s.planned_departure)} for s in leg.stops]}
+        for i, leg in enumerate(plan.legs)])
+    conn.execute(insert(route_stops), [
+        {"consignment_id": consignment_id, "seq": i, "locode": s.locode, "planned_arrival": s.planned_arrival,
+         "planned_departure": s.planned_departure, "actual_arrival": None, "actual_departure": None}
+        for i, s in enumerate(plan.route)])
+    for unit in plan.equipment:
+        unit_id = new_id()
+        first_seal = unit.seals[0] if unit.seals else None
+        conn.execute(insert(equipment).values(
+            id=unit_id, consignment_id=consignment_id, kind=unit.kind.value, number=unit.number, epc=unit.epc,
+            carried_on=unit.carried_on, seal_number=first_seal.number if first_seal else None,
+            seal_kind=first_seal.kind.value if first_seal else None, seal_broken=False,
+            locode=None, located_since=None, last_event_time=None))
+        for seal in unit.seals:
+            conn.execute(insert(seals).values(id=new_id(), equipment_id=unit_id, number=seal.number,
+                                              kind=seal.kind.value, status="intact", recorded_at=now,
+                                              event_pk=None))
+    view = _view(uow, consignment_id)
+    uow.audit(actor, "logistics.consignment_reported", "consignment", consignment_id, None,
+              {"transport_document": plan.transport_document, "trader_id": plan.trader_id,
+               "legs": len(plan.legs), "equipment": [u.number for u in plan.equipment]})
+    uow.emit("logistics.consignment_reported", "consignment", consignment_id,
+             {"transport_document": plan.transport_document, "forwarder_id": actor.enterprise_id},
+             owner_enterprise_id=plan.trader_id)
+    return view
+
+
+def get_consignment(uow: UnitOfWork, actor: Actor, consignment_id: str) -> dict:
+    with uow.read():
+        _require_visible(uow, actor, consignment_id)
+        return _view(uow, consignment_id)
+
+
+def list_consignments(uow: UnitOfWork, actor: Actor, status: str | None = None, q: str | None = None,
+                      limit: int = 50, offset: int = 0) -> dict:
+    with uow.read() as conn:
+        query = select(consignments)
+        parties = _visible_parties(uow, actor)
+        if parties is not None:
+            query = query.where(consignments.c.id.in_(_visible_consignments(parties)))
+        if status:
+            query = query.where(consignments.c.status == status)
+        if q:
+            text = q.strip().upper()
+            on_equipment = select(equipment.c.consignment_id).where(equipment.c.number == model.compact(text))
+            query = query.where(or_(consignments.c.transport_document.ilike(f"%{_escape_like(q.strip())}%",
+                                                                            escape="\\"),
+                                    consignments.c.id.in_(on_equipment)))
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(query.order_by(consignments.c.id.desc()).limit(limit).offset(offset)).mappings().all()
+        return {"items": [_view(uow, r["id"]) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _require_visible(uow: UnitOfWork, actor: Actor, consignment_id: str) -> None:
+    parties = _visible_parties(uow, actor)
+    query = select(consignments.c.id).where(consignments.c.id == consignment_id)
+    if parties is not None:
+        query = query.where(consignments.c.id.in_(_visible_consignments(parties)))
+    if uow.conn.execute(query).first() is None:
+        raise not_found("consignment", consignment_id)
+
+
+def _view(uow: UnitOfWork, consignment_id: str) -> dict:
+    conn = uow.conn
+    row = conn.execute(select(consignments).where(consignments.c.id == consignment_id)).mappings().one()
+    legs = conn.execute(select(consignment_legs).where(consignment_legs.c.consignment_id == consignment_id)
+                        .order_by(consignment_legs.c.seq)).mappings().all()
+    stops = _stops(uow, consignment_id)
+    units = conn.execute(select(equipment).where(equipment.c.consignment_id == consignment_id)
+                         .order_by(equipment.c.number)).mappings().all()
+    ids = {row["trader_id"], row["forwarder_id"], *(leg["carrier_id"] for leg in legs)}
+    names = _enterprise_names(uow, ids)
+    eta = model.eta(stops)
+    return {
+        "id": row["id"], "client_reference": row["client_reference"],
+        "transport_document": row["transport_document"], "description": row["description"],
+        "status": row["status"], "trader": names[row["trader_id"]], "forwarder": names[row["forwarder_id"]],
+        "temperature": None if row["temperature_min"] is None else {"min": row["temperature_min"],
+                                                                   "max": row["temperature_max"]},
+        "legs": [{"seq": leg["seq"], "mode": leg["mode"], "carrier": names[leg["carrier_id"]],
+                  "route": [{"location": s["locode"], "planned_arrival": s["planned_arrival"],
+                             "planned_departure": s["planned_departure"]} for s in leg["stops"]]}
+                 for leg in legs],
+        "route": [{"seq": i, "location": s.locode, "planned_arrival": s.planned_arrival,
+                   "planned_departure": s.planned_departure, "actual_arrival": s.actual_arrival,
+                   "actual_departure": s.actual_departure} for i, s in enumerate(stops)],
+        "equipment": [_unit_view(u) for u in units],
+        "eta": {"planned": eta.planned, "estimated": eta.estimated, "arrived": eta.arrived,
+                "delay_minutes": eta.delay_minutes},
+        "created_at": row["created_at"],
+    }
+
+
+def _unit_view(row: Mapping[str, Any]) -> dict:
+    return {"id": row["id"], "kind": row["kind"], "number": row["number"], "epc": row["epc"],
+            "carried_on": row["carried_on"],
+            "seal": None if row["seal_number"] is None else {
+                "number": row["seal_number"], "kind": row["seal_kind"],
+                "status": "broken" if row["seal_broken"] else "intact"},
+            "location": row["locode"], "located_since": row["located_since"],
+            "last_event_time": row["last_event_time"]}
+
+
+def _enterprise_names(uow: UnitOfWork, ids: Iterable[str]) -> dict[str, dict]:
+    names = {}
+    for enterprise_id in ids:
+        found = registry.enterprise_by_uscc(uow, enterprise_id)
+        names[enterprise_id] = {"id": enterprise_id, "uscc": found["uscc"] if found else None,
+                                "name": (found["name_en"] or found["name_zh"]) if found else None}
+    return names
+
+
+def _stops(uow: UnitOfWork, consignment_id: str) -> list[StopState]:
+    rows = uow.conn.execute(select(route_stops).where(route_stops.c.consignment_id == consignment_id)
+                            .order_by(route_stops.c.seq)).mappings()
+    return [StopState(r["locode"], r["planned_arrival"], r["planned_departure"], r["actual_arrival"],
+                      r["actual_departure"]) for r in rows]
+
+
+# --- EPCIS capture --------------------------------------------------------------------------------
+
+@dataclass
+class _Tracked:
+    """One consignment's monitoring state during a capture."""
+
+    head: dict
+    stops: list[StopState]
+    units: dict[str, dict]          # equipment rows by number
+    status: str
+    stops_changed: bool = False
+    changed_units: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Capture:
+    """What a capture has read and changed, so each consignment is read once and written once."""
+
+    rules: model.Rules
+    consignments: dict[str, _Tracked] = field(default_factory=dict)
+    links: list[dict] = field(default_factory=list)
+    raised: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def load(self, uow: UnitOfWork, consignment_id: str) -> _Tracked:
+        if consignment_id not in self.consignments:
+            conn = uow.conn
+            head = dict(conn.execute(select(consignments).where(consignments.c.id == consignment_id)).mappings().one())
+            units = {r["number"]: dict(r) for r in conn.execute(
+                select(equipment).where(equipment.c.consignment_id == consignment_id)).mappings()}
+            self.consignments[consignment_id] = _Tracked(head, _stops(uow, consignment_id), units, head["status"])
+        return self.consignments[consignment_id]
+
+
+def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
+    """Capture an EPCIS 2.0 document (or one event with its @context). Refused whole, with every
+    schema error, when the schema refuses it; otherwise every event is stored as sent. An event
+    whose eventID (or, without one, whose hash) is already stored is a repeat and is skipped."""
+    require(actor.is_(*CAPTURERS), "role_not_allowed",
+            "Events are captured by carriers, logistics companies, traders and customs.")
+    facts = check_document(document)
+    assert isinstance(document, Mapping)
+    try:
+        with uow.transaction():
+            return _store(uow, actor, document, facts)
+    except Conflict:
+        # A concurrent capture stored some of the same events first: the repeat skips them.
+        with uow.transaction():
+            return _store(uow, actor, document, facts)
+
+
+def check_document(document: object) -> list[EventFacts]:
+    """The facts of every event of a document the schema accepts; ValidationFailed otherwise."""
+    if not isinstance(document, Mapping):
+        raise ValidationFailed("An EPCIS document is a JSON object.", "not_an_object")
+    schema = current_schema()
+    if problems := schema.problems(document):
+        raise ValidationFailed(problems)
+    found = Problems()
+    facts = []
+    for index, event in enumerate(model.events_of(document)):
+        read = model.event_facts(event, model.event_list_path(document, index), found)
+        if read is not None:
+            facts.append(read)
+    found.raise_if_any()
+    return facts
+
+
+def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: list[EventFacts]) -> dict:
+    conn = uow.conn
+    now = utcnow()
+    known: set[str] = set()
+    ids = list(dict.fromkeys(f.event_id for f in facts))
+    for start in range(0, len(ids), CHUNK):
+        known |= set(conn.execute(select(epcis_events.c.event_id).where(
+            epcis_events.c.event_id.in_(ids[start:start + CHUNK]))).scalars())
+    fresh: list[tuple[str, EventFacts, dict]] = []
+    for fact, event in zip(facts, model.events_of(document), strict=True):
+        if fact.event_id in known:
+            continue
+        known.add(fact.event_id)
+        fresh.append((new_id(), fact, event))
+    capture_id = new_id()
+    conn.execute(insert(epcis_captures).values(
+        id=capture_id, captured_by=actor.enterprise_id, user_id=actor.user_id, captured_at=now,
+        context=document.get("@context"), event_count=len(facts), new_count=len(fresh)))
+    if fresh:
+        conn.execute(insert(epcis_events), [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
+        epc_rows = [{"event_pk": pk, "epc": epc[:300], "role": role} for pk, f, _ in fresh for epc, role in f.epcs]
+        for start in range(0, len(epc_rows), CHUNK):
+            conn.execute(insert(epcis_event_epcs), epc_rows[start:start + CHUNK])
+        state = _Capture(effective_rules(uow))
+        for pk, fact, _ in sorted(fresh, key=lambda item: (item[1].event_time, item[0])):
+            if fact.type == "AggregationEvent":
+                _contain(uow, pk, fact)
+            _track(uow, state, pk, fact)
+        _flush(uow, state)
+    uow.audit(actor, "logistics.events_captured", "epcis_capture", capture_id, None,
+              {"events": len(facts), "new": len(fresh)})
+    uow.emit("logistics.events_captured", "epcis_capture", capture_id,
+             {"events": len(facts), "new": len(fresh)}, owner_enterprise_id=actor.enterprise_id)
+    return {"capture_id": capture_id, "events": len(facts), "captured": len(fresh),
+            "repeated": len(facts) - len(fresh), "event_ids": [f.event_id for f in facts]}
+
+
+def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: str, actor: Actor,
+               now: datetime) -> dict:
+    return {"pk": pk, "event_id": fact.event_id, "event_type": fact.type[:100], "action": fact.action,
+            "event_time": fact.event_time, "time_zone_offset": (fact.time_zone_offset or "")[:6] or None,
+            "record_time": now, "biz_step": _cut(fact.biz_step), "disposition": _cut(fact.disposition),
+            "read_point": _cut(fact.read_point), "biz_location": _cut(fact.biz_location), "locode": fact.locode,
+            "capture_id": capture_id, "captured_by": actor.enterprise_id, "body": dict(event)}
+
+
+def _cut(value: str | None) -> str | None:
+    return value[:300] if value else value
+
+
+def _contain(uow: UnitOfWork, pk: str, fact: EventFacts) -> None:
+    """Keep what is packed in what: ADD puts the children in the parent (taking them out of any
+    other), DELETE takes them (or, with none named, everything) out, OBSERVE confirms."""
+    parent = fact.parent
+    children = fact.epcs_in("child")
+    if parent is None:
+        return
+    conn = uow.conn
+    open_rows = containment.c.until.is_(None)
+    if fact.action == "DELETE":
+        where = [containment.c.parent_epc == parent, open_rows]
+        if children:
+            where.append(containment.c.child_epc.in_(children))
+        conn.execute(update(containment).where(*where).values(until=fact.event_time))
+        return
+    for child in children:
+        current = conn.execute(select(containment.c.parent_epc).where(
+            containment.c.child_epc == child, open_rows)).scalars().all()
+        if parent in current:
+            continue
+        if fact.action == "ADD" and current:
+            conn.execute(update(containment).where(containment.c.child_epc == child, open_rows)
+                         .values(until=fact.event_time))
+        conn.execute(insert(containment).values(id=new_id(), parent_epc=parent, child_epc=child,
+                                                since=fact.event_time, until=None, event_pk=pk))
+
+
+def _contents(uow: UnitOfWork, epcs: set[str], at: datetime, equipment_only: bool = False) -> set[str]:
+    """Everything inside `epcs` at the moment `at` (bags in a container, parcels in the bags).
+    With `equipment_only`, only the transport equipment inside (a container on a wagon): what
+    monitoring follows, without walking through every parcel of a container."""
+    found: set[str] = set()
+    frontier = set(epcs)
+    for _ in range(6):
+        if not frontier:
+            break
+        query = select(containment.c.child_epc).where(
+            containment.c.parent_epc.in_(frontier), containment.c.since <= at,
+            or_(containment.c.until.is_(None), containment.c.until > at))
+        if equipment_only:
+            query = query.where(exists(select(equipment.c.id).where(equipment.c.epc == containment.c.child_epc)))
+        rows = uow.conn.execute(query).scalars().all()
+        frontier = set(rows) - found - epcs
+        found |= frontier
+    return found
+
+
+def _track(uow: UnitOfWork, state: _Capture, pk: str, fact: EventFacts) -> None:
+    """Link the event to the equipment it concerns and run the monitoring rules for each of their
+    consignments (on the capture's in-memory copy of their state; `_flush` writes it back)."""
+    conn = uow.conn
+    direct_epcs = {epc for epc, _ in fact.epcs}
+    if not direct_epcs:
+        return
+    affected = direct_epcs | _contents(uow, direct_epcs, fact.event_time, equipment_only=True)
+    rows = conn.execute(select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc)
+                        .where(equipment.c.epc.in_(affected))).all()
+    if not rows:
+        return
+    by_consignment: dict[str, set[str]] = defaultdict(set)
+    direct: dict[str, set[str]] = defaultdict(set)
+    for consignment_id, number, epc in rows:
+        by_consignment[consignment_id].add(number)
+        if epc in direct_epcs:
+            direct[consignment_id].add(number)
+    for consignment_id, numbers in by_consignment.items():
+        tracked = state.load(uow, consignment_id)
+        # What a wagon, barge or flight carries goes where it goes.
+        numbers |= {n for n, u in tracked.units.items() if u["carried_on"] in numbers}
+        _monitor(uow, state, tracked, pk, fact, numbers, direct[consignment_id])
+
+
+def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact: EventFacts,
+             numbers: set[str], direct: set[str]) -> None:
+    conn = uow.conn
+    head = tracked.head
+    before = {number: _unit_state(tracked.units[number]) for number in sorted(numbers)}
+    temperature = (model.parse_number(head["temperature_min"]), model.parse_number(head["temperature_max"]))
+    result = model.assess(state.rules, head["transport_document"], tracked.stops, list(before.values()), direct,
+                          fact, temperature)
+    state.links.extend({"equipment_id": tracked.units[number]["id"], "event_pk": pk,
+                        "consignment_id": head["id"], "direct": number in direct} for number in before)
+    if result.stops != tracked.stops:
+        tracked.stops = result.stops
+        tracked.stops_changed = True
+    for number, new in result.units.items():
+        old = before[number]
+        if new == old:
+            continue
+        unit = tracked.units[number]
+        unit.update(seal_number=new.seal_number, seal_kind=new.seal_kind, seal_broken=new.seal_broken,
+                    locode=new.locode, located_since=new.located_since, last_event_time=new.last_event_time)
+        tracked.changed_units.add(number)
+        reported = fact.seal is not None and number in direct and (
+            new.seal_number != old.seal_number or new.seal_broken != old.seal_broken)
+        if reported or (new.seal_broken and not old.seal_broken):
+            conn.execute(insert(seals).values(id=new_id(), equipment_id=unit["id"], number=new.seal_number,
+                                              kind=new.seal_kind or "seal",
+                                              status="broken" if new.seal_broken else "intact",
+                                              recorded_at=fact.event_time, event_pk=pk))
+    status = tracked.status
+    if tracked.stops and tracked.stops[-1].actual_arrival is not None:
+        status = "arrived"
+    elif status == "planned":
+        status = "in_transit"
+    tracked.status = status
+    for alert in result.alerts:
+        if (head["id"], alert.kind, alert.key) not in state.raised:
+            state.raised.add((head["id"], alert.kind, alert.key))
+            _raise_alert(uow, head, pk, alert)
+
+
+def _flush(uow: UnitOfWork, state: _Capture) -> None:
+    """Write back what the capture changed: links, stops reached, equipment state, statuses."""
+    conn = uow.conn
+    for start in range(0, len(state.links), CHUNK):
+        conn.execute(insert(tracked_events), state.links[start:start + CHUNK])
+    for consignment_id, tracked in state.consignments.items():
+        if tracked.stops_changed:
+            for index, stop in enumerate(tracked.stops):
+                conn.execute(update(route_stops).where(route_stops.c.consignment_id == consignment_id,
+                                                       route_stops.c.seq == index)
+                             .values(actual_arrival=stop.actual_arrival, actual_departure=stop.actual_departure))
+        for number in sorted(tracked.changed_units):
+            unit = tracked.units[number]
+            conn.execute(update(equipment).where(equipment.c.id == unit["id"]).values(
+                {k: unit[k] for k in ("seal_number", "seal_kind", "seal_broken", "locode", "located_since",
+                                      "last_event_time")}))
+        if tracked.status != tracked.head["status"]:
+            conn.execute(update(consignments).where(consignments.c.id == consignment_id)
+                         .values(status=tracked.status))
+            uow.emit("logistics.consignment_" + tracked.status, "consignment", consignment_id,
+                     {"transport_document": tracked.head["transport_document"]},
+                     owner_enterprise_id=tracked.head["trader_id"])
+
+
+def _unit_state(row: Mapping[str, Any]) -> UnitState:
+    return UnitState(number=row["number"], kind=row["kind"], seal_number=row["seal_number"],
+                     seal_kind=row["seal_kind"], seal_broken=row["seal_broken"], locode=row["locode"],
+                     located_since=row["located_since"], last_event_time=row["last_event_time"])
+
+
+def _raise_alert(uow: UnitOfWork, head: Mapping[str, Any], pk: str | None, alert: model.Alert) -> bool:
+    """Store and announce an alert, once per consignment, kind and key."""
+    conn = uow.conn
+    key = alert.key[:200]
+    if conn.execute(select(monitoring_alerts.c.id).where(
+            monitoring_alerts.c.consignment_id == head["id"], monitoring_alerts.c.kind == alert.kind.value,
+            monitoring_alerts.c.dedup_key == key)).first():
+        return False
+    alert_id = new_id()
+    details = _jsonable(alert.details)
+    conn.execute(insert(monitoring_alerts).values(
+        id=alert_id, consignment_id=head["id"], kind=alert.kind.value, dedup_key=key,
+        equipment_number=alert.equipment, event_pk=pk, raised_at=utcnow(), message=alert.message,
+        details=details))
+    carriers = conn.execute(select(consignment_parties.c.enterprise_id).where(
+        consignment_parties.c.consignment_id == head["id"],
+        consignment_parties.c.role.in_(("forwarder", "carrier")))).scalars().all()
+    uow.emit("logistics.alert_raised", "consignment", head["id"], {
+        "number": head["transport_document"], "alert_id": alert_id, "alert_kind": alert.kind.value,
+        "equipment": alert.equipment, "details": details,
+        "notification": {"code": "logistics.alert_raised", "message": alert.message,
+                         "subject_type": "consignment", "subject_id": head["id"],
+                         "audiences": sorted(set(carriers))},
+    }, owner_enterprise_id=head["trader_id"])
+    return True
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def check_dwell(uow: UnitOfWork, actor: Actor, now: datetime | None = None) -> int:
+    """Raise dwell alerts for equipment that has stood at one place (not its destination) longer
+    than the rule allows with no event since: a container nobody reports on is the one to look for.
+    Run periodically (the worker or `tradewindow epcis check-dwell`). Returns the alerts raised."""
+    require(actor.is_(*RULE_KEEPERS), "role_not_allowed", "Only customs runs the dwell check.")
+    now = now or utcnow()
+    raised = 0
+    with uow.transaction() as conn:
+        rules = effective_rules(uow)
+        hours = rules.number(RuleKind.DWELL, "hours")
+        if not rules.on(RuleKind.DWELL) or hours is None:
+            return 0
+        rows = conn.execute(select(equipment, consignments.c.status).join(
+            consignments, consignments.c.id == equipment.c.consignment_id).where(
+            consignments.c.status == "in_transit", equipment.c.located_since.is_not(None))).mappings().all()
+        for row in rows:
+            stops = _stops(uow, row["consignment_id"])
+            stood = now - row["located_since"]
+            if not stops or row["locode"] == stops[-1].locode or not model._over(rules, RuleKind.DWELL, stood):
+                continue
+            head = conn.execute(select(consignments).where(
+                consignments.c.id == row["consignment_id"])).mappings().one()
+            alert = model.Alert(
+                RuleKind.DWELL, f"{row['number']}:{row['locode']}:{row['located_since'].isoformat()}", row["number"],
+                f"{row['number']} of consignment {head['transport_document']} has stood at {row['locode']} "
+                f"for {model._hours(stood)} hours.",
+                {"location": row["locode"], "since": row["located_since"], "hours": model._hours(stood)})
+            raised += _raise_alert(uow, head, None, alert)
+    return raised
+
+
+# --- monitoring rules and alerts ------------------------------------------------------------------
+
+def effective_rules(uow: UnitOfWork) -> model.Rules:
+    rows = uow.conn.execute(select(monitoring_rules)).mappings().all()
+    return model.effective_rules(rows)
+
+
+def list_rules(uow: UnitOfWork, actor: Actor) -> list[dict]:
+    with uow.read() as conn:
+        stored = {r["kind"]: r for r in conn.execute(select(monitoring_rules)).mappings()}
+        result = []
+        for kind in RuleKind:
+            row = stored.get(kind.value)
+            result.append({"kind": kind.value,
+                           "params": dict(row["params"]) if row else dict(model.DEFAULT_RULES[kind]),
+                           "active": row["active"] if row else True, "default": row is None,
+                           "updated_at": row["updated_at"] if row else None,
+                           "updated_by": row["updated_by"] if row else None})
+        return result
+
+
+def save_rule(uow: UnitOfWork, actor: Actor, kind: str, params: object, active: bool = True) -> dict:
+    """Customs sets a rule's parameters or switches it off; from the next event on it applies."""
+    require(actor.is_(*RULE_KEEPERS), "role_not_allowed", "Only customs keeps the monitoring rules.")
+    model.check_rule(kind, params).raise_if_any()
+    assert isinstance(params, Mapping)
+    values = {k: str(v) for k, v in params.items()}
+    with uow.transaction() as conn:
+        before = conn.execute(select(monitoring_rules).where(monitoring_rules.c.kind == kind)).mappings().first()
+        row = {"kind": kind, "params": values, "active": active, "updated_at": utcnow(),
+               "updated_by": actor.username}
+        if before is None:
+            conn.execute(insert(monitoring_rules).values(row))
+        else:
+            conn.execute(update(monitoring_rules).where(monitoring_rules.c.kind == kind).values(row))
+        uow.audit(actor, "logistics.rule_saved", "monitoring_rule", kind,
+                  None if before is None else {"params": before["params"], "active": before["active"]},
+                  {"params": values, "active": active})
+        uow.emit("logistics.rule_saved", "monitoring_rule", kind, {"params": values, "active": active})
+    return next(r for r in list_rules(uow, actor) if r["kind"] == kind)
+
+
+def list_alerts(uow: UnitOfWork, actor: Actor, consignment_id: str | None = None, kind: str | None = None,
+                limit: int = 100, offset: int = 0) -> dict:
+    with uow.read() as conn:
+        query = select(monitoring_alerts, consignments.c.transport_document).join(
+            consignments, consignments.c.id == monitoring_alerts.c.consignment_id)
+        parties = _visible_parties(uow, actor)
+        if parties is not None:
+            query = query.where(monitoring_alerts.c.consignment_id.in_(_visible_consignments(parties)))
+        if consignment_id:
+            query = query.where(monitoring_alerts.c.consignment_id == consignment_id)
+        if kind:
+            query = query.where(monitoring_alerts.c.kind == kind)
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(query.order_by(monitoring_alerts.c.id.desc()).limit(limit).offset(offset)).mappings()
+        return {"items": [_alert_view(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+def _alert_view(row: Mapping[str, Any]) -> dict:
+    return {"id": row["id"], "consignment_id": row["consignment_id"],
+            "transport_document": row["transport_document"], "kind": row["kind"],
+            "equipment": row["equipment_number"], "raised_at": row["raised_at"], "message": row["message"],
+            "details": row["details"]}
+
+
+# --- EPCIS query ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EventQuery:
+    """The standard's SimpleEventQuery parameters that Trade Window answers."""
+
+    event_types: Sequence[str] = ()
+    ge_event_time: datetime | None = None
+    lt_event_time: datetime | None = None
+    biz_steps: Sequence[str] = ()
+    dispositions: Sequence[str] = ()
+    match_epc: Sequence[str] = ()          # epcList, childEPCs, inputEPCList, outputEPCList
+    match_parent: Sequence[str] = ()
+    match_any_epc: Sequence[str] = ()      # any of the above and parentID
+    biz_locations: Sequence[str] = ()
+    read_points: Sequence[str] = ()
+    per_page: int = 30
+    page_token: str | None = None
+
+
+def query_events(uow: UnitOfWork, actor: Actor, query: EventQuery) -> dict:
+    """Events in event-time order as an EPCISQueryDocument, one page at a time: a page that is not
+    the last carries nextPageToken, to be sent back with the same filters."""
+    with uow.read() as conn:
+        stmt = select(epcis_events, epcis_captures.c.context).join(
+            epcis_captures, epcis_captures.c.id == epcis_events.c.capture_id)
+        parties = _visible_parties(uow, actor)
+        if parties is not None:
+            concerning = select(tracked_events.c.event_pk).where(
+                tracked_events.c.consignment_id.in_(_visible_consignments(parties)))
+            mine = epcis_events.c.captured_by.in_(parties) if parties else false()
+            stmt = stmt.where(or_(mine, epcis_events.c.pk.in_(concerning)))
+        stmt = stmt.where(*_filters(query))
+        if query.page_token:
+            after_time, after_pk = _read_token(query.page_token)
+            stmt = stmt.where(or_(epcis_events.c.event_time > after_time,
+                                  and_(epcis_events.c.event_time == after_time, epcis_events.c.pk > after_pk)))
+        rows = conn.execute(stmt.order_by(epcis_events.c.event_time, epcis_events.c.pk)
+                            .limit(query.per_page + 1)).mappings().all()
+    more = len(rows) > query.per_page
+    rows = rows[:query.per_page]
+    contexts: list[Any] = [DEFAULT_CONTEXT]
+    for row in rows:
+        for entry in _as_list(row["context"]):
+            if isinstance(entry, Mapping) and entry not in contexts:
+                contexts.append(dict(entry))
+    document: dict[str, Any] = {
+        "@context": contexts, "type": "EPCISQueryDocument", "schemaVersion": "2.0",
+        "creationDate": _iso(utcnow()),
+        "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery",
+                                       "resultsBody": {"eventList": [_event_out(r) for r in rows]}}},
+    }
+    if more:
+        document["nextPageToken"] = _token(rows[-1]["event_time"], rows[-1]["pk"])
+    return document
+
+
+def _filters(query: EventQuery) -> list[Any]:
+    where: list[Any] = []
+    if query.event_types:
+        where.append(epcis_events.c.event_type.in_(query.event_types))
+    if query.ge_event_time:
+        where.append(epcis_events.c.event_time >= query.ge_event_time)
+    if query.lt_event_time:
+        where.append(epcis_events.c.event_time < query.lt_event_time)
+    if query.biz_steps:
+        where.append(epcis_events.c.biz_step.in_([model.cbv_short("bizStep", v) for v in query.biz_steps]))
+    if query.dispositions:
+        where.append(epcis_events.c.disposition.in_([model.cbv_short("disposition", v) for v in query.dispositions]))
+    if query.biz_locations:
+        where.append(epcis_events.c.biz_location.in_(query.biz_locations))
+    if query.read_points:
+        where.append(epcis_events.c.read_point.in_(query.read_points))
+    for values, roles in ((query.match_epc, ("epc", "child", "input", "output")), (query.match_parent, ("parent",)),
+                          (query.match_any_epc, ("epc", "child", "input", "output", "parent"))):
+        if values:
+            where.append(exists(select(epcis_event_epcs.c.event_pk).where(
+                epcis_event_epcs.c.event_pk == epcis_events.c.pk, epcis_event_epcs.c.role.in_(roles),
+                or_(*(_epc_match(v) for v in values)))))
+    return where
+
+
+def _epc_match(pattern: str) -> Any:
+    """An EPC, or a pattern ending in '*' (urn:epc:idpat:sgtin:4012345.011111.* or any prefix*)."""
+    if pattern.endswith("*"):
+        prefix = pattern[:-1].replace("urn:epc:idpat:", "urn:epc:id:", 1)
+        return epcis_event_epcs.c.epc.like(_escape_like(prefix) + "%", escape="\\")
+    return epcis_event_epcs.c.epc == pattern
+
+
+def _event_out(row: Mapping[str, Any]) -> dict:
+    body = dict(row["body"])
+    body["eventID"] = row["event_id"]
+    body["recordTime"] = _iso(row["record_time"])
+    return body
+
+
+def _token(event_time: datetime, pk: str) -> str:
+    raw = json.dumps([event_time.isoformat(), pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_token(token: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        moment, pk = json.loads(raw)
+        parsed = model.parse_instant(moment)
+        if parsed is None or not isinstance(pk, str):
+            raise ValueError
+        return parsed, pk
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("nextPageToken is not one this server gave out.", "invalid_page_token",
+                               "nextPageToken") from exc
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+# --- timelines ------------------------------------------------------------------------------------
+
+def timeline(uow: UnitOfWork, actor: Actor, consignment_id: str, equipment_number: str | None = None) -> dict:
+    """Everything that happened to a consignment (or one of its containers): its events in time
+    order, where each unit is now, which seal it carries and the seal history, the stops reached
+    against the plan, the ETA, and the alerts."""
+    with uow.read() as conn:
+        _require_visible(uow, actor, consignment_id)
+        view = _view(uow, consignment_id)
+        units = {u["id"]: u for u in view["equipment"]}
+        if equipment_number is not None:
+            number = model.compact(equipment_number)
+            units = {k: u for k, u in units.items() if u["number"] == number}
+            if not units:
+                raise not_found("equipment", equipment_number)
+        links = conn.execute(select(tracked_events.c.event_pk, tracked_events.c.equipment_id,
+                                    tracked_events.c.direct).where(
+            tracked_events.c.consignment_id == consignment_id,
+            tracked_events.c.equipment_id.in_(list(units)))).all()
+        by_event: dict[str, list[str]] = defaultdict(list)
+        for event_pk, equipment_id, _direct in links:
+            by_event[event_pk].append(units[equipment_id]["number"])
+        events = []
+        pks = list(by_event)
+        for start in range(0, len(pks), CHUNK):
+            rows = conn.execute(select(epcis_events).where(epcis_events.c.pk.in_(pks[start:start + CHUNK]))).mappings()
+            events.extend(rows)
+        events.sort(key=lambda r: (r["event_time"], r["pk"]))
+        # Seals declared with the consignment first, then what events reported, in event time.
+        seal_rows = sorted(conn.execute(select(seals).where(seals.c.equipment_id.in_(list(units)))).mappings(),
+                           key=lambda s: (s["event_pk"] is not None, s["recorded_at"], s["id"]))
+        alerts = list_alerts(uow, actor, consignment_id)["items"]
+    if equipment_number is not None:
+        numbers = {u["number"] for u in units.values()}
+        alerts = [a for a in alerts if a["equipment"] in numbers or a["equipment"] is None]
+    latest = max((u for u in units.values() if u["last_event_time"]), key=lambda u: u["last_event_time"],
+                 default=None)
+    return {
+        "consignment": view,
+        "equipment": list(units.values()),
+        "position": None if latest is None else {"location": latest["location"], "since": latest["located_since"],
+                                                 "last_event_time": latest["last_event_time"],
+                                                 "equipment": latest["number"]},
+        "events": [_timeline_entry(r, sorted(by_event[r["pk"]])) for r in events],
+        "seal_history": [{"equipment": next(u["number"] for u in units.values() if u["id"] == s["equipment_id"]),
+                          "number": s["number"], "kind": s["kind"], "status": s["status"],
+                          "recorded_at": s["recorded_at"], "from_event": s["event_pk"] is not None}
+                         for s in seal_rows],
+        "alerts": alerts,
+        "eta": view["eta"],
+    }
+
+
+def _timeline_entry(row: Mapping[str, Any], numbers: list[str]) -> dict:
+    body = row["body"]
+    seal = next((body[k] for k in model.SEAL_FIELDS if k in body), None)
+    return {"event_id": row["event_id"], "type": row["event_type"], "action": row["action"],
+            "event_time": row["event_time"], "biz_step": row["biz_step"], "disposition": row["disposition"],
+            "location": row["locode"] or row["biz_location"] or row["read_point"], "equipment": numbers,
+            "seal": seal}
+
+
+def container_timeline(uow: UnitOfWork, actor: Actor, number: str) -> dict:
+    """The timeline of a container (or wagon, barge, flight) on its latest consignment the actor
+    may see."""
+    with uow.read() as conn:
+        query = select(equipment.c.consignment_id).where(equipment.c.number == model.compact(number))
+        parties = _visible_parties(uow, actor)
+        if parties is not None:
+            query = query.where(equipment.c.consignment_id.in_(_visible_consignments(parties)))
+        consignment_id = conn.execute(query.order_by(equipment.c.consignment_id.desc())).scalars().first()
+        if consignment_id is None:
+            raise not_found("equipment", number)
+    return timeline(uow, actor, consignment_id, number)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def location_names(uow: UnitOfWork) -> dict[str, dict]:
+    """UN/LOCODE -> {name, name_zh} from the location code list."""
+    with uow.read() as conn:
+        return {e["code"]: {"name": e["name"], "name_zh": e["name_zh"]}
+                for e in codelists.entries(conn, "location")}

@@ -1,0 +1,178 @@
+"""Logistics tables: consignments, their parties, route stops and equipment, seals; EPCIS captures,
+events, the identifiers they name and what contains what; which events concern which equipment;
+monitoring rules and the alerts they raised."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+
+from tradewindow.platform.db import Json, UtcDateTime, id_column_type, metadata
+
+consignments = Table(
+    "consignments", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    # The carrier or forwarder that reported it; the trader owns the goods.
+    Column("forwarder_id", id_column_type(), ForeignKey("enterprises.id"), nullable=False),
+    Column("client_reference", String(64), nullable=False),
+    Column("transport_document", String(64), nullable=False),
+    Column("trader_id", id_column_type(), ForeignKey("enterprises.id"), nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("status", String(20), nullable=False),     # planned, in_transit, arrived
+    Column("temperature_min", String(20)),            # degrees Celsius, a decimal as text
+    Column("temperature_max", String(20)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", id_column_type()),
+    UniqueConstraint("forwarder_id", "client_reference"),
+    UniqueConstraint("forwarder_id", "transport_document"),
+)
+
+# Who may see a consignment and is told about its alerts: the trader, the forwarder, each carrier.
+consignment_parties = Table(
+    "consignment_parties", metadata,
+    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), primary_key=True),
+    Column("enterprise_id", id_column_type(), ForeignKey("enterprises.id"), primary_key=True),
+    Column("role", String(20), primary_key=True),     # trader, forwarder, carrier
+    Index("ix_consignment_parties_enterprise", "enterprise_id"),
+)
+
+consignment_legs = Table(
+    "consignment_legs", metadata,
+    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("mode", String(10), nullable=False),
+    Column("carrier_id", id_column_type(), ForeignKey("enterprises.id"), nullable=False),
+    Column("stops", Json(), nullable=False),          # [{"locode", "planned_arrival", "planned_departure"}]
+)
+
+# The journey as one sequence of stops (legs joined at their common places), with what happened.
+route_stops = Table(
+    "route_stops", metadata,
+    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("locode", String(5), nullable=False),
+    Column("planned_arrival", UtcDateTime()),
+    Column("planned_departure", UtcDateTime()),
+    Column("actual_arrival", UtcDateTime()),
+    Column("actual_departure", UtcDateTime()),
+)
+
+equipment = Table(
+    "equipment", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("number", String(35), nullable=False),
+    Column("epc", String(300), nullable=False),
+    Column("carried_on", String(35)),
+    # The current state, kept up to date from the events.
+    Column("seal_number", String(35)),
+    Column("seal_kind", String(10)),
+    Column("seal_broken", Boolean, nullable=False),
+    Column("locode", String(5)),
+    Column("located_since", UtcDateTime()),
+    Column("last_event_time", UtcDateTime()),
+    UniqueConstraint("consignment_id", "number"),
+    Index("ix_equipment_epc", "epc"),
+    Index("ix_equipment_number", "number"),
+)
+
+seals = Table(
+    "seals", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("equipment_id", id_column_type(), ForeignKey("equipment.id"), nullable=False),
+    Column("number", String(35), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("status", String(10), nullable=False),     # intact, broken
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("event_pk", id_column_type()),             # null: declared when the consignment was reported
+    Index("ix_seals_equipment", "equipment_id"),
+)
+
+epcis_captures = Table(
+    "epcis_captures", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("captured_by", id_column_type(), ForeignKey("enterprises.id")),   # null: an officer or the system
+    Column("user_id", id_column_type()),
+    Column("captured_at", UtcDateTime(), nullable=False),
+    Column("context", Json()),                        # the document's JSON-LD @context
+    Column("event_count", Integer, nullable=False),
+    Column("new_count", Integer, nullable=False),
+)
+
+epcis_events = Table(
+    "epcis_events", metadata,
+    Column("pk", id_column_type(), primary_key=True),
+    Column("event_id", String(500), nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("action", String(10)),
+    Column("event_time", UtcDateTime(), nullable=False),
+    Column("time_zone_offset", String(6)),
+    Column("record_time", UtcDateTime(), nullable=False),
+    Column("biz_step", String(300)),
+    Column("disposition", String(300)),
+    Column("read_point", String(300)),
+    Column("biz_location", String(300)),
+    Column("locode", String(5)),
+    Column("capture_id", id_column_type(), ForeignKey("epcis_captures.id"), nullable=False),
+    Column("captured_by", id_column_type(), ForeignKey("enterprises.id")),
+    Column("body", Json(), nullable=False),           # the event exactly as captured, extensions and all
+    Index("ix_epcis_events_time", "event_time", "pk"),
+    Index("ix_epcis_events_biz_step", "biz_step"),
+    Index("ix_epcis_events_captured_by", "captured_by"),
+)
+
+epcis_event_epcs = Table(
+    "epcis_event_epcs", metadata,
+    Column("event_pk", id_column_type(), ForeignKey("epcis_events.pk"), primary_key=True),
+    Column("epc", String(300), primary_key=True),
+    Column("role", String(10), primary_key=True),     # epc, child, parent, input, output
+    Index("ix_epcis_event_epcs_epc", "epc"),
+)
+
+# What is packed in what (parcel -> mail bag -> container -> wagon), from aggregation events:
+# since when, and until when (null: still inside).
+containment = Table(
+    "containment", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("parent_epc", String(300), nullable=False),
+    Column("child_epc", String(300), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
+    Column("until", UtcDateTime()),
+    Column("event_pk", id_column_type(), nullable=False),
+    Index("ix_containment_parent", "parent_epc"),
+    Index("ix_containment_child", "child_epc"),
+)
+
+# Which events concern which equipment (directly, or through what carries or contains it).
+tracked_events = Table(
+    "tracked_events", metadata,
+    Column("equipment_id", id_column_type(), ForeignKey("equipment.id"), primary_key=True),
+    Column("event_pk", id_column_type(), ForeignKey("epcis_events.pk"), primary_key=True),
+    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), nullable=False),
+    Column("direct", Boolean, nullable=False),
+    Index("ix_tracked_events_consignment", "consignment_id"),
+    Index("ix_tracked_events_event", "event_pk"),
+)
+
+monitoring_rules = Table(
+    "monitoring_rules", metadata,
+    Column("kind", String(40), primary_key=True),
+    Column("params", Json(), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+monitoring_alerts = Table(
+    "monitoring_alerts", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("dedup_key", String(200), nullable=False),
+    Column("equipment_number", String(35)),
+    Column("event_pk", id_column_type()),
+    Column("raised_at", UtcDateTime(), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", Json(), nullable=False),
+    UniqueConstraint("consignment_id", "kind", "dedup_key"),
+)

@@ -22,7 +22,7 @@ from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import DomainError, Problem, ValidationFailed
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.money import apportion
-from tradewindow.platform.web import add_nav, get_uow, page_actor, render, templates
+from tradewindow.platform.web import add_dashboard_cards, add_nav, get_uow, page_actor, render, templates
 from tradewindow.registry import service as registry
 from tradewindow.tariff import service as tariff
 
@@ -34,6 +34,29 @@ add_nav("Declarations", "/declarations", {Role.TRADER, Role.BROKER, Role.CUSTOMS
                                           Role.LICENSING, Role.ZONE, Role.ADMIN}, order=30)
 add_nav("Agency tasks", "/agency-tasks", {Role.QUARANTINE, Role.LICENSING}, order=31)
 add_nav("Lane rules", "/lane-rules", {Role.CUSTOMS}, order=32)
+
+
+def _dashboard(uow: UnitOfWork, actor: Actor) -> list[dict]:
+    """What waits for this person: declarations by the status that concerns their role."""
+    wanted = {
+        Role.CUSTOMS: [("inspection", "Physical inspections to record"), ("document_check", "Document checks to do")],
+        Role.TRADER: [("taxes_due", "Declarations with taxes due"), ("documents_requested", "Documents requested"),
+                      ("agency_hold", "Waiting for agencies"), ("released", "Released")],
+        Role.BROKER: [("taxes_due", "Declarations with taxes due"), ("documents_requested", "Documents requested"),
+                      ("released", "Released")],
+        Role.ZONE: [("released", "Declarations released"), ("agency_hold", "Waiting for agencies")],
+    }.get(actor.role, [])
+    cards = [{"label": label, "href": f"/declarations?status={status}",
+              "figure": service.list_declarations(uow, actor, status=status, limit=1)["total"]}
+             for status, label in wanted]
+    if actor.is_(Role.QUARANTINE, Role.LICENSING):
+        queue = service.task_queue(uow, actor)
+        cards.append({"label": "Agency tasks to decide", "figure": len(queue), "href": "/agency-tasks"})
+        cards.append({"label": "Overdue tasks", "figure": sum(t["overdue"] for t in queue), "href": "/agency-tasks"})
+    return cards
+
+
+add_dashboard_cards(_dashboard, order=10)
 
 PAGE_SIZE = 50
 HEADER_FIELDS = ("client_reference", "type", "trader_uscc", "customs_office", "transport_mode",

@@ -7,6 +7,7 @@ it to us as `app.state.authenticator`, so this floor does not import the registr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -278,3 +279,20 @@ def nav_for(actor: Actor) -> list[dict[str, str]]:
 
 
 templates.env.globals["nav_for"] = nav_for
+
+
+# --- the home dashboard --------------------------------------------------------------------------
+# Each context's pages add a function giving the cards (label, figure, link) an actor should see.
+
+DashboardCards = Callable[[UnitOfWork, Actor], list[dict[str, Any]]]
+_dashboard: list[tuple[int, DashboardCards]] = []
+
+
+def add_dashboard_cards(provider: DashboardCards, order: int = 50) -> None:
+    if all(existing is not provider for _, existing in _dashboard):
+        _dashboard.append((order, provider))
+        _dashboard.sort(key=lambda entry: entry[0])
+
+
+def dashboard_cards(uow: UnitOfWork, actor: Actor) -> list[dict[str, Any]]:
+    return [card for _, provider in _dashboard for card in provider(uow, actor)]

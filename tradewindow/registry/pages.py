@@ -11,7 +11,16 @@ from tradewindow.platform.audit import recent_audit
 from tradewindow.platform.auth import ALL_ROLES, Actor, Role
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import DomainError, Problem, require
-from tradewindow.platform.web import SESSION_COOKIE, add_nav, get_uow, optional_actor, page_actor, render
+from tradewindow.platform.web import (
+    SESSION_COOKIE,
+    add_dashboard_cards,
+    add_nav,
+    dashboard_cards,
+    get_uow,
+    optional_actor,
+    page_actor,
+    render,
+)
 from tradewindow.registry import service
 from tradewindow.registry.model import LICENCE_TYPES, ZONE_SECTORS, CreditTier, EnterpriseInput
 
@@ -80,7 +89,7 @@ def logout(request: Request, uow: Uow, actor: Annotated[Actor | None, Depends(op
 
 @router.get("/")
 def dashboard(request: Request, uow: Uow, actor: PageActor) -> Any:
-    cards = _dashboard_cards(uow, actor)
+    cards = dashboard_cards(uow, actor)
     recent = []
     if actor.is_(Role.ADMIN, Role.ZONE):
         with uow.read() as conn:
@@ -89,7 +98,7 @@ def dashboard(request: Request, uow: Uow, actor: PageActor) -> Any:
                   role_intro=ROLE_INTROS.get(actor.role, ""))
 
 
-def _dashboard_cards(uow: UnitOfWork, actor: Actor) -> list[dict]:
+def _registry_cards(uow: UnitOfWork, actor: Actor) -> list[dict]:
     cards = []
     if actor.is_(Role.ZONE, Role.ADMIN, Role.CUSTOMS, Role.QUARANTINE, Role.LICENSING, Role.BANK):
         active = service.list_enterprises(uow, actor, status="active", limit=1)["total"]
@@ -105,6 +114,9 @@ def _dashboard_cards(uow: UnitOfWork, actor: Actor) -> list[dict]:
         held = len(service.list_licences(uow, actor, status="granted"))
         cards.append({"label": "Licences held", "figure": held, "href": "/licences"})
     return cards
+
+
+add_dashboard_cards(_registry_cards, order=90)
 
 
 # --- enterprises ---------------------------------------------------------------------------------

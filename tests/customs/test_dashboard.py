@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import PASSWORD
-from tests.customs.conftest import ALUMINIUM, CAR, filing
+from tests.customs.conftest import ALUMINIUM, filing
 from tradewindow.customs import service as customs
 
 
@@ -22,4 +22,3 @@ def test_the_trader_sees_its_declarations_with_taxes_due_and_the_licensing_offic
     assert _cards(client, "trader")["Declarations with taxes due"] == "1"
     assert _cards(client, "other_trader")["Declarations with taxes due"] == "0"
     assert _cards(client, "licensing_officer")["Agency tasks to decide"] == "2"
-    assert CAR["tariff_code"].startswith("8703")

@@ -102,6 +102,7 @@ def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT
     from tradewindow.web.app import create_app
 
     os.environ["TRADEWINDOW_DEMO_MODE"] = "true"
+    _use_reference_epcis_schema()
     get_settings.cache_clear()
     settings = get_settings()
     engine = make_engine(settings.database_url)
@@ -121,6 +122,16 @@ def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT
     console.print(table)
     console.print(f"Trade Window is at [bold]http://{host}:{port}[/] (API docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="warning")
+
+
+def _use_reference_epcis_schema() -> None:
+    """The demo captures EPCIS documents when the GS1 schema is at hand in the reference data
+    beside the checkout (Trade Window does not ship GS1's files); otherwise capture stays off."""
+    if os.environ.get("TRADEWINDOW_EPCIS_SCHEMA"):
+        return
+    schema = get_settings().reference_data / "epcis" / "EPCIS-JSON-Schema.json"
+    if schema.is_file():
+        os.environ["TRADEWINDOW_EPCIS_SCHEMA"] = str(schema.resolve())
 
 
 @users_app.command("create")

@@ -52,7 +52,7 @@ def _json(value: Any) -> Any:
 @router.get("/declarations")
 def list_declarations(uow: Uow, actor: Reader, status: str | None = None, lane: str | None = None,
                       type: str | None = None, q: str | None = Query(None, max_length=64),
-                      limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+                      limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)) -> dict:
     """Declarations the caller may see, newest first, filtered. Roles: trader, broker, officers."""
     return service.list_declarations(uow, actor, status, lane, type, q, limit, offset)
 

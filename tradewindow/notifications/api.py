@@ -73,7 +73,7 @@ def delete_webhook(subscription_id: str, uow: Uow, actor: Enterprise) -> dict:
 @router.get("/webhooks/{subscription_id}/deliveries")
 def list_webhook_deliveries(subscription_id: str, uow: Uow, actor: Enterprise,
                             status: str | None = Query(None, max_length=10),
-                            limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
+                            limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000)) -> dict:
     """The delivery log, newest first, with every try (status code, duration, error); filter by
     status: pending, delivered, failed (a retry is scheduled) or dead. Roles: enterprise roles."""
     return service.list_deliveries(uow, actor, subscription_id, status, limit, offset)

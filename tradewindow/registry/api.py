@@ -112,7 +112,7 @@ class StartupBody(Schema):
 @router.get("/enterprises")
 def list_enterprises(uow: Uow, actor: Anyone, q: str | None = Query(None, max_length=100),
                      sector: str | None = None, status: str | None = None, kind: str | None = None,
-                     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+                     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)) -> dict:
     """Enterprises the caller may see: officers, the zone and banks all; an enterprise itself and
     those linked to it by a broker authorisation. Roles: any."""
     return service.list_enterprises(uow, actor, q, sector, status, kind, limit, offset)

@@ -89,7 +89,8 @@ def register_key(body: KeyBody, uow: Uow, actor: Party) -> dict:
 
 @router.get("/titles")
 def list_bills(uow: Uow, actor: Reader, status: Literal["active", "pledged", "surrendered", "void"] | None = None,
-               held: bool = False, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> Any:
+               held: bool = False, limit: int = Query(50, ge=1, le=500),
+               offset: int = Query(0, ge=0, le=1_000_000)) -> Any:
     """Bills of lading you issued, hold, held or took in pledge (customs: all), newest first.
     Roles: enterprise roles, customs."""
     return _json(service.list_bills(uow, actor, status, held, limit, offset))

@@ -18,6 +18,7 @@ from tests.titles.conftest import bill
 from tradewindow.platform.db import clock_at, utcnow
 from tradewindow.platform.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from tradewindow.platform.jobs import registered_periodic
+from tradewindow.platform.settings import get_settings
 from tradewindow.platform.tables import audit_log, outbox_events
 from tradewindow.titles import model
 from tradewindow.titles import service as titles
@@ -390,6 +391,7 @@ def test_checkpoints_go_to_the_checkpoint_file_and_verification_reads_it(titles_
     w = titles_world
     path = tmp_path / "checkpoints.jsonl"
     monkeypatch.setenv(titles.CHECKPOINT_FILE_ENV, str(path))
+    get_settings.cache_clear()
     published = titles.publish_heads(w.uow)
     line = json.loads(path.read_text().splitlines()[0])
     assert line["hash"] == published["hash"] and line["heads"] == [

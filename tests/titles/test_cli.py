@@ -23,6 +23,7 @@ def on_test_database(db, monkeypatch):
 def test_the_operator_publishes_the_heads_and_verifies_every_chain(titles_world, on_test_database, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv(titles.CHECKPOINT_FILE_ENV, str(tmp_path / "heads.jsonl"))
+    get_settings.cache_clear()
     titles.issue_bill(titles_world.uow, titles_world["carrier"], bill())
     published = runner.invoke(app, ["titles", "publish-head"])
     assert published.exit_code == 0 and "(1 bills, root" in published.output and "): published" in published.output

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # validates against. Not shipped with Trade Window: GS1's licence file grants no right to
     # redistribute it (tradewindow/logistics/schema.py); unset, EPCIS capture answers 503.
     epcis_schema: Path | None = None
+    # Where the published heads of the bills of lading' hash chains are also appended (ideally
+    # storage a database administrator cannot rewrite); verification checks chains against it.
+    title_checkpoint_file: Path | None = None
     # Login safety: this many failures in a row lock the account for lockout_minutes.
     max_failed_logins: int = 5
     lockout_minutes: int = 15

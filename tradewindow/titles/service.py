@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import periodic
+from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 from tradewindow.titles import model
 from tradewindow.titles.model import Action, Head, Particulars, PublicKey, Record, Status, TitleState
@@ -54,7 +54,7 @@ SIGNATURE_MAX_AGE = timedelta(minutes=15)
 CLOCK_SKEW = timedelta(minutes=2)
 # When set, every checkpoint is also appended as one JSON line to this file (kept outside the
 # database, ideally on write-once storage), and verification checks the chains against it too.
-CHECKPOINT_FILE_ENV = "TRADEWINDOW_TITLE_CHECKPOINT_FILE"
+CHECKPOINT_FILE_ENV = "TRADEWINDOW_TITLE_CHECKPOINT_FILE"     # Settings.title_checkpoint_file
 
 NOTIFICATION_CODES = {
     Action.ISSUE: "titles.bill_issued",
@@ -600,8 +600,7 @@ def _publish_periodically(uow: UnitOfWork) -> None:
 
 
 def checkpoint_file() -> Path | None:
-    value = os.environ.get(CHECKPOINT_FILE_ENV, "").strip()
-    return Path(value) if value else None
+    return get_settings().title_checkpoint_file
 
 
 def _append_checkpoint(path: Path, row: Mapping, heads: list[Head]) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from tradewindow.platform.auth import SYSTEM
@@ -31,6 +32,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(enterprises_app, name="enterprises")
 app.add_typer(calendar_app, name="calendar")
+declarations_app = typer.Typer(help="Customs declarations.", no_args_is_help=True)
+app.add_typer(declarations_app, name="declarations")
 app.add_typer(tariff_app, name="tariff")
 app.add_typer(tax_app, name="tax")
 app.add_typer(titles_app, name="titles")
@@ -394,6 +397,61 @@ def titles_verify() -> None:
                   f"{result['checkpoints']['checkpoints']} checkpoints")
     if result["broken"] or not result["checkpoints"]["valid"]:
         raise typer.Exit(1)
+
+
+@declarations_app.command("lodge")
+def declarations_lodge(
+        file: Annotated[str, typer.Argument(help="JSON (one filing or a list), NDJSON or CSV; - for stdin")],
+        user: Annotated[str, typer.Option(help="The trader or broker lodging (as this user)")]) -> None:
+    """Lodge every filing of a file as the given user. Prints one JSON result per filing
+    (created, repeat or refused with its errors); exit status 1 when any was refused."""
+    from tradewindow.customs import model as customs_model
+    from tradewindow.customs import service as customs
+    from tradewindow.registry import service as registry
+
+    uow = UnitOfWork(_engine())
+    actor = registry.actor_by_username(uow, user)
+    if actor is None:
+        err.print(f"No active user {user!r}.")
+        raise typer.Exit(2)
+    filings = _read_filings(file, customs_model)
+    refused = 0
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("Lodging", total=len(filings))
+        for raw in filings:
+            reference = raw.get("client_reference") if isinstance(raw, dict) else None
+            try:
+                lodged = customs.lodge_declaration(uow, actor, raw)
+                result = {"client_reference": reference, "result": "created" if lodged.created else "repeat",
+                          "id": lodged.declaration["id"], "number": lodged.declaration["number"],
+                          "status": lodged.declaration["status"], "lane": lodged.declaration["lane"],
+                          "total_due": lodged.declaration["total_due"]}
+            except DomainError as exc:
+                refused += 1
+                result = {"client_reference": reference, "result": "refused",
+                          "errors": [p.as_dict() for p in exc.problems]}
+            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+            progress.advance(task)
+    if refused:
+        raise typer.Exit(1)
+
+
+def _read_filings(path: str, customs_model) -> list:
+    text = _read(path)
+    if path.lower().endswith(".csv"):
+        filings, problems = customs_model.filings_from_csv(text)
+        if problems:
+            _fail(DomainError(problems.items))
+        return filings
+    try:
+        parsed = json.loads(text)
+        return parsed if isinstance(parsed, list) else [parsed]
+    except json.JSONDecodeError:
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
+            raise typer.Exit(1) from exc
 
 
 if __name__ == "__main__":

@@ -611,3 +611,52 @@ class NumberParts:
         return f"{self.office}{self.year}{letter}{self.sequence:08d}"
 
 
+
+
+# --- filings as CSV ------------------------------------------------------------------------------
+# One row per item; the declaration's own fields repeat on each of its rows, and rows with the
+# same client_reference make one filing. Licence numbers are separated by ";". This is what a
+# clerk exports from a spreadsheet; JSON (the API's body) is the other accepted file.
+
+CSV_HEADER_FIELDS = ("client_reference", "type", "trader_uscc", "customs_office", "transport_mode",
+                     "transport_document", "country_of_dispatch", "country_of_origin", "country_of_destination",
+                     "incoterm", "currency", "invoice_total", "freight", "insurance", "filing_mode")
+CSV_ITEM_FIELDS = ("tariff_code", "description", "origin", "quantity", "unit", "net_mass_kg", "gross_mass_kg",
+                   "value", "licence_numbers")
+
+
+def filings_from_csv(text: str) -> tuple[list[dict], Problems]:
+    """The filings in a CSV file, as the API's JSON bodies; every problem of the file's shape
+    (missing columns, a declaration field that differs between rows of one filing). The filings
+    themselves are checked when lodged."""
+    import csv
+    import io
+
+    problems = Problems()
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    columns = set(reader.fieldnames or [])
+    for missing in ("client_reference", "tariff_code"):
+        if missing not in columns:
+            problems.add("header", "missing_column", f"The file needs a {missing} column.")
+    for unknown in sorted(columns - set(CSV_HEADER_FIELDS) - set(CSV_ITEM_FIELDS)):
+        problems.add(f"header.{unknown}", "unknown_field", f"{unknown!r} is not a column of a filing.")
+    if problems:
+        return [], problems
+    filings: dict[str, dict] = {}
+    for number, row in enumerate(reader, start=2):
+        reference = (row.get("client_reference") or "").strip()
+        if not reference:
+            problems.add(f"rows[{number}].client_reference", "required",
+                         "Each row names its filing's client_reference.")
+            continue
+        header = {k: row[k].strip() for k in CSV_HEADER_FIELDS if k in row and (row[k] or "").strip()}
+        filing = filings.setdefault(reference, {**header, "items": []})
+        for key, value in header.items():
+            if filing.get(key) != value:
+                problems.add(f"rows[{number}].{key}", "inconsistent_rows",
+                             f"{key} differs from the first row of filing {reference}.")
+        item = {k: row[k].strip() for k in CSV_ITEM_FIELDS if k in row and (row[k] or "").strip()}
+        if "licence_numbers" in item:
+            item["licence_numbers"] = [n.strip() for n in item["licence_numbers"].split(";") if n.strip()]
+        filing["items"].append(item)
+    return list(filings.values()), problems

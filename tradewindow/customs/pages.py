@@ -19,7 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 from tradewindow.customs import documents, model, selectivity, service
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.errors import DomainError, Problem, ValidationFailed
+from tradewindow.platform.errors import DomainError, Problem, Problems, ValidationFailed
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.money import apportion
 from tradewindow.platform.web import add_dashboard_cards, add_nav, get_uow, page_actor, render, templates
@@ -215,9 +215,12 @@ async def declaration_lodge(request: Request, uow: Uow, actor: PageActor) -> Any
 
 @router.post("/declarations/upload")
 async def declaration_upload(request: Request, uow: Uow, actor: PageActor) -> Any:
-    """A JSON file of the API's filing: lodged as is; when refused, its values fill the form."""
+    """A JSON file of the API's filing (or a CSV file of one filing, a row per item): lodged as
+    is; when refused, its values fill the form."""
     upload = (await request.form()).get("file")
     content = await upload.read() if isinstance(upload, UploadFile) else b""
+    if isinstance(upload, UploadFile) and (upload.filename or "").lower().endswith(".csv"):
+        return _lodge_csv(request, uow, actor, content)
     try:
         raw = json.loads(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -226,6 +229,20 @@ async def declaration_upload(request: Request, uow: Uow, actor: PageActor) -> An
         return render(request, "customs/lodge.html", actor, status_code=422,
                       **_lodge_context(uow, actor, values, [problem]))
     return _lodge(request, uow, actor, raw, _values_from_filing(raw))
+
+
+def _lodge_csv(request: Request, uow: UnitOfWork, actor: Actor, content: bytes) -> Any:
+    try:
+        filings, problems = model.filings_from_csv(content.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        filings, problems = [], Problems([Problem("file", "not_utf8", "The file is not UTF-8 text.")])
+    if not problems and len(filings) != 1:
+        problems.add("file", "one_filing_per_upload",
+                     "Upload one declaration per file here; `tradewindow declarations lodge` takes many.")
+    if problems:
+        return render(request, "customs/lodge.html", actor, status_code=422,
+                      **_lodge_context(uow, actor, _blank_values(uow), problems.items))
+    return _lodge(request, uow, actor, filings[0], _values_from_filing(filings[0]))
 
 
 def _lodge(request: Request, uow: UnitOfWork, actor: Actor, raw: object, values: dict) -> Any:

@@ -451,6 +451,14 @@ def _issue_credential(uow: UnitOfWork, user_id: str, kind: str, name: str,
     return secret
 
 
+def actor_by_username(uow: UnitOfWork, username: str) -> Actor | None:
+    """The actor of an active user, for the machine's operator acting through the CLI."""
+    with uow.read() as conn:
+        row = conn.execute(select(users).where(users.c.username == username,
+                                               users.c.active.is_(True))).mappings().first()
+        return _actor(row) if row else None
+
+
 def actor_for_token(uow: UnitOfWork, token: str) -> Actor | None:
     """The Authenticator for bearer tokens and API keys."""
     return _actor_for_secret(uow, token, ("token", "key"))

@@ -1,0 +1,1 @@
+"""Bonded zones: account books, lots, moves between locations (DESIGN.md §4.3)."""

@@ -7,22 +7,43 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select
+from stdnum import iso6346
 
 from tests.conftest import _empty
-from tradewindow.demo import ENTERPRISES, demo_accounts, is_loaded, load_demo
+from tests.support.reference import reference_data_dir, require_reference
+from tradewindow.customs import service as customs
+from tradewindow.demo import CAR_IMPORTER, ENTERPRISES, _actor_of, demo_accounts, is_loaded, load_demo
+from tradewindow.logistics import service as logistics
 from tradewindow.platform.auth import SYSTEM, Role
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import Conflict, Unauthenticated
+from tradewindow.platform.jobs import registered_periodic
+from tradewindow.platform.settings import get_settings
 from tradewindow.platform.tables import audit_log
 from tradewindow.registry import model
 from tradewindow.registry import service as registry
+from tradewindow.titles import service as titles
+
+EPCIS_SCHEMA = "epcis/EPCIS-JSON-Schema.json"
 
 
 @pytest.fixture(scope="module")
 def demo_engine(engine: Engine) -> Iterator[Engine]:
-    """The demo, loaded once per database for this module (it is big), emptied afterwards."""
+    """The demo, loaded once per database for this module (it is big), emptied afterwards. As
+    `tradewindow demo` does, it captures its EPCIS events when the reference schema is at hand."""
     assert not is_loaded(engine)
-    load_demo(engine)
+    schema = reference_data_dir() / EPCIS_SCHEMA
+    with pytest.MonkeyPatch.context() as patch:
+        if schema.is_file():
+            patch.setenv("TRADEWINDOW_EPCIS_SCHEMA", str(schema))
+        else:
+            patch.delenv("TRADEWINDOW_EPCIS_SCHEMA", raising=False)
+        get_settings.cache_clear()
+        try:
+            load_demo(engine)
+        finally:
+            get_settings.cache_clear()
+    get_settings.cache_clear()
     yield engine
     _empty(engine)
 
@@ -83,3 +104,61 @@ def test_the_demo_licences_are_in_force_today(demo):
     held = registry.list_licences(demo, SYSTEM, status="granted")
     assert len(held) >= 5
     assert all(model.in_force(lic["valid_from"], lic["valid_to"], registry.business_today()) for lic in held)
+
+
+def test_the_demo_has_bills_of_lading_in_every_state_with_valid_chains(demo):
+    officer = _actor_of(demo, "customs")
+    importer = registry.enterprise_by_uscc(demo, CAR_IMPORTER)["id"]
+    bills = {b["bol_number"]: titles.get_bill(demo, officer, b["bol_number"])
+             for b in titles.list_bills(demo, officer, limit=200)["items"]}
+    histories = {n: [r["action"] for r in b["records"]] for n, b in bills.items()}
+    assert ["issue"] in histories.values()                                    # active with the shipper
+    assert any(h == ["issue", "endorse"] and bills[n]["holder"]["id"] == importer for n, h in histories.items())
+    assert any(b["status"] == "pledged" and b["holder"]["id"] == importer for b in bills.values())
+    assert any(h[-1] == "release_pledge" and bills[n]["status"] == "active" for n, h in histories.items())
+    assert any(h[-1] == "surrender" and bills[n]["status"] == "surrendered" for n, h in histories.items())
+    assert all(iso6346.is_valid(c) for b in bills.values() for c in b["containers"])
+    report = titles.verify_all(demo)
+    assert report["bills"] == len(bills) and report["broken"] == [] and report["checkpoints"]["valid"]
+    assert titles.list_checkpoints(demo)[0]["titles"] == len(bills)           # the heads are published
+    assert all(titles.verify(demo, officer, n)["valid"] for n in bills)
+
+
+def test_a_demo_declaration_waits_for_the_bill_of_lading_its_trader_does_not_hold(demo):
+    officer = _actor_of(demo, "customs")
+    held = customs.list_declarations(demo, officer, status="title_hold")["items"]
+    assert len(held) == 1
+    declaration = customs.get_declaration(demo, officer, held[0]["id"])
+    assert declaration["type"] == "bonded_entry"
+    holder = titles.holder_of(demo, declaration["transport_document"])
+    assert holder is not None and holder.entitled_to_goods != declaration["trader_id"]
+
+
+def test_the_demo_has_consignments_by_rail_sea_river_and_air(demo):
+    listed = logistics.list_consignments(demo, SYSTEM, limit=100)["items"]
+    assert len(listed) >= 4
+    assert {leg["mode"] for c in listed for leg in c["legs"]} >= {"rail", "sea", "river", "air"}
+    route = {tuple(s["location"] for s in c["route"]) for c in listed}
+    assert ("CNTNR", "CNAKU", "KZDOS", "PLMAL", "DEDUI") in route
+    containers = [u for c in listed for u in c["equipment"] if u["kind"] == "container"]
+    assert containers and all(iso6346.is_valid(u["number"]) and u["seal"] for u in containers)
+    # The trader sees its own consignments only.
+    trader = _actor_of(demo, "trader")
+    assert 0 < logistics.list_consignments(demo, trader)["total"] < len(listed)
+
+
+def test_the_demo_journeys_raise_alerts_when_epcis_capture_is_configured(demo):
+    require_reference(EPCIS_SCHEMA)
+    statuses = {c["status"] for c in logistics.list_consignments(demo, SYSTEM, limit=100)["items"]}
+    assert {"in_transit", "arrived"} <= statuses
+    kinds = {a["kind"] for a in logistics.list_alerts(demo, SYSTEM)["items"]}
+    assert {"seal_changed", "seal_broken", "late_arrival"} <= kinds
+
+
+def test_the_worker_runs_the_dwell_check_on_the_demo(demo):
+    seconds, task = registered_periodic()["logistics.check_dwell"]
+    assert seconds <= 600
+    task(demo)
+    require_reference(EPCIS_SCHEMA)
+    # The containers customs holds at Qinzhou have stood there for days.
+    assert logistics.list_alerts(demo, SYSTEM, kind="dwell_exceeded")["total"] >= 1

@@ -153,6 +153,20 @@ def _extend(engine: Engine) -> None:
     actors = {name: _actor_of(uow, name) for name in
               ("trader", "broker", "electronics", "wine", "aluminium", "customs", "quarantine", "licensing")}
     load_demo_history(engine, {**actors, "trader_uscc": CAR_IMPORTER})
+    _transport(engine, uow, actors)
+
+
+def _transport(engine: Engine, uow: UnitOfWork, actors: dict[str, Actor]) -> None:
+    """Bills of lading in every state, a declaration held for its bill, consignments and events."""
+    from tradewindow.demo_transport import Parties, load_demo_transport
+
+    usccs = {e[2]: e[0] for e in ENTERPRISES}
+    parties = Parties(car_importer=CAR_IMPORTER, electronics=ELECTRONICS,
+                      microelectronics=usccs["Xiyong Microelectronics Co., Ltd."],
+                      aluminium=usccs["Jiulong Aluminium Co., Ltd."], carrier=RAIL,
+                      barge_operator=usccs["Guoyuan Port International Logistics Co., Ltd."], bank=BANK)
+    load_demo_transport(engine, {**actors, "carrier": _actor_of(uow, "carrier"), "bank": _actor_of(uow, "bank")},
+                        parties)
 
 
 def _lane_rules(uow: UnitOfWork) -> None:

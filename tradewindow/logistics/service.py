@@ -43,10 +43,11 @@ from tradewindow.logistics.tables import (
     tracked_events,
 )
 from tradewindow.platform import codelists
-from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
+from tradewindow.platform.jobs import periodic
 from tradewindow.registry import service as registry
 
 REPORTERS = (Role.CARRIER,)
@@ -595,6 +596,15 @@ def check_dwell(uow: UnitOfWork, actor: Actor, now: datetime | None = None) -> i
                 {"location": row["locode"], "since": row["located_since"], "hours": model._hours(stood)})
             raised += _raise_alert(uow, head, None, alert)
     return raised
+
+
+def check_dwell_periodically(uow: UnitOfWork) -> int:
+    """The worker's dwell check (every DWELL_CHECK_SECONDS), run with the system's authority."""
+    return check_dwell(uow, SYSTEM)
+
+
+DWELL_CHECK_SECONDS = 600
+periodic("logistics.check_dwell", seconds=DWELL_CHECK_SECONDS)(check_dwell_periodically)
 
 
 # --- monitoring rules and alerts ------------------------------------------------------------------

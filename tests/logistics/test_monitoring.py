@@ -92,6 +92,14 @@ def test_the_dwell_check_finds_equipment_nobody_reports_on(carriers, consignment
         service.check_dwell(carriers.uow, carriers["carrier"])
 
 
+def test_a_unit_that_departed_is_not_standing_anywhere_for_the_dwell_check(carriers, consignment):
+    capture(carriers, event(96, [WAGON], "CNAKU", bizStep="arriving"),
+            event(100, [WAGON], "CNAKU", bizStep="departing"))
+    assert service.check_dwell(carriers.uow, carriers["customs_officer"], T0 + timedelta(hours=200)) == 0
+    capture(carriers, event(280, [WAGON], "PLMAL", bizStep="arriving"))
+    assert service.check_dwell(carriers.uow, carriers["customs_officer"], T0 + timedelta(hours=400)) == 2
+
+
 def test_a_place_off_the_planned_route_raises_one_alert(carriers, consignment):
     capture(carriers, event(100, [WAGON], "KZDOS"), event(110, [WAGON], "KZDOS"))
     found = alerts(carriers)

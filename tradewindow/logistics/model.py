@@ -811,6 +811,10 @@ def assess(rules: Rules, reference: str, stops: Sequence[StopState], units: Sequ
                                                     "hours": _hours(dwell)}))
             else:
                 state = replace(state, locode=locode, located_since=facts.event_time)
+            if facts.biz_step == "departing":
+                # Gone from here: it stands nowhere until it arrives somewhere, so the periodic
+                # dwell check does not count a moving train as standing at its last stop.
+                state = replace(state, located_since=None)
         if in_order:
             state = replace(state, last_event_time=facts.event_time)
         result.units[state.number] = state

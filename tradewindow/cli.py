@@ -87,6 +87,7 @@ def worker() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     notifications.install()   # relayed events -> notifications and webhook deliveries
+    import tradewindow.bonded.service  # noqa: F401 - moves bonded goods when their declaration is released
     import tradewindow.customs.service  # noqa: F401 - registers its periodic tasks
     import tradewindow.logistics.service  # noqa: F401 - runs the dwell check periodically
     import tradewindow.titles.service  # noqa: F401 - publishes the bills' chain heads periodically

@@ -11,6 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from tradewindow import __version__
+from tradewindow.bonded import api as bonded_api
+from tradewindow.bonded import pages as bonded_pages
 from tradewindow.customs import api as customs_api
 from tradewindow.customs import pages as customs_pages
 from tradewindow.logistics import api as logistics_api
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (platform_api.router, registry_api.router, registry_pages.router,
                    notifications_api.router, notifications_pages.router,
                    tariff_api.router, tariff_pages.router, customs_api.router, customs_pages.router,
-                   logistics_api.router, logistics_pages.router,
+                   logistics_api.router, logistics_pages.router, bonded_api.router, bonded_pages.router,
                    stats_api.router, stats_pages.router, titles_api.router, titles_pages.router):
         app.include_router(router)
     return app

@@ -255,8 +255,10 @@ def _decide_lane(uow: UnitOfWork, declaration_id: str, filing: Filing, trader: d
     uow.conn.execute(insert(lane_decisions), dict(
         declaration_id=declaration_id, lane=decision.lane.value, seed=seed,
         explanation=selectivity.render_decision(decision),
+        # Profiles that do not match these facts cannot change the draw: only the matching ones
+        # are kept for the replay.
         inputs={"facts": selectivity.render_facts(facts),
-                "profiles": [selectivity.render_profile(p) for p in profiles],
+                "profiles": [selectivity.render_profile(p) for p in profiles if selectivity.profile_matches(p, facts)],
                 "settings": selectivity.render_office_settings(settings),
                 "tally": selectivity.render_tally(tally)},
         decided_at=now))
@@ -276,11 +278,24 @@ def _lane_facts(uow: UnitOfWork, filing: Filing, trader: dict, declarant_id: str
                     for i in filing.items))
 
 
+# An office's rule profiles, parsed, per process for at most RULES_SECONDS: lane rules change a
+# few times a day, lodgements many times a second. A change saved in this process applies at
+# once; one saved by another server process within RULES_SECONDS.
+RULES_SECONDS = 5.0
+_rules: dict[tuple[int, str], tuple[float, list[selectivity.RuleProfile]]] = {}
+
+
 def _active_profiles(uow: UnitOfWork, office: str) -> list[selectivity.RuleProfile]:
+    key = (id(uow.engine), office)
+    hit = _rules.get(key)
+    if hit is not None and monotonic() - hit[0] < RULES_SECONDS:
+        return hit[1]
     rows = uow.conn.execute(select(lane_profiles.c.definition).where(
         lane_profiles.c.active.is_(True), lane_profiles.c.office.in_([office, ALL_OFFICES]))
         .order_by(lane_profiles.c.id)).scalars()
-    return [selectivity.parse_profile(r) for r in rows]
+    profiles = [selectivity.parse_profile(r) for r in rows]
+    _rules[key] = (monotonic(), profiles)
+    return profiles
 
 
 def lane_settings_for(uow: UnitOfWork, office: str) -> selectivity.OfficeSettings:
@@ -919,6 +934,7 @@ def save_lane_profile(uow: UnitOfWork, actor: Actor, office: str, definition: di
                 office=office, definition=stored, active=profile.active, updated_at=utcnow(),
                 updated_by=actor.username))
         uow.audit(actor, "customs.lane_profile_saved", "lane_profile", profile_id, before, stored)
+        _rules.clear()
         return {"id": profile_id, "office": office, "active": profile.active, "profile": stored}
 
 

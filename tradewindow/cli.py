@@ -28,6 +28,7 @@ tariff_app = typer.Typer(help="The tariff: nomenclature, schedule, agreements, e
 tax_app = typer.Typer(help="Duty and tax quotes.", no_args_is_help=True)
 titles_app = typer.Typer(help="Bills of lading: publish and verify the hash chains.", no_args_is_help=True)
 epcis_app = typer.Typer(help="EPCIS 2.0 events: bulk capture, monitoring checks.", no_args_is_help=True)
+cbec_app = typer.Typer(help="Cross-border e-commerce parcels: batch import.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(enterprises_app, name="enterprises")
@@ -38,6 +39,7 @@ app.add_typer(tariff_app, name="tariff")
 app.add_typer(tax_app, name="tax")
 app.add_typer(titles_app, name="titles")
 app.add_typer(epcis_app, name="epcis")
+app.add_typer(cbec_app, name="cbec")
 console = Console()
 err = Console(stderr=True)
 
@@ -89,6 +91,7 @@ def worker() -> None:
     notifications.install()   # relayed events -> notifications and webhook deliveries
     import tradewindow.bonded.service  # noqa: F401 - moves bonded goods when their declaration is released
     import tradewindow.customs.service  # noqa: F401 - registers its periodic tasks
+    import tradewindow.ecommerce.service  # noqa: F401 - decides parcels left undecided by a crash
     import tradewindow.logistics.service  # noqa: F401 - runs the dwell check periodically
     import tradewindow.titles.service  # noqa: F401 - publishes the bills' chain heads periodically
     Worker(_engine(), get_settings().worker_poll_seconds).run_forever()
@@ -454,6 +457,57 @@ def _read_filings(path: str, customs_model) -> list:
         except json.JSONDecodeError as exc:
             err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
             raise typer.Exit(1) from exc
+
+
+
+@cbec_app.command("import")
+def cbec_import(file: Annotated[str, typer.Argument(help="NDJSON: one order, payment or waybill per line, "
+                                                       "each with its \"kind\"; - for stdin")],
+                out: Annotated[str | None, typer.Option(help="Write the decided parcels here as NDJSON")] = None,
+                inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean parcels "
+                                                               "drawn for inspection")] = 0.01,
+                seed: Annotated[str, typer.Option(help="Seed of the inspection draw")] = "tradewindow") -> None:
+    """Import a batch of e-commerce documents with a progress bar, then decide the parcels made
+    complete (limits per buyer in ordered_at order) and print the summary. Runs as the
+    administrator: orders belong to the platform whose credit code is their platform_code. Exit
+    status 1 when a line was refused."""
+    from decimal import Decimal
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tradewindow.ecommerce import model, service
+
+    uow = UnitOfWork(_engine())
+    sampling = model.Sampling(rate=Decimal(str(inspection_rate)), seed=seed)
+    handle = sys.stdin if file == "-" else open(file, encoding="utf-8-sig")  # noqa: SIM115 - closed below
+    results = open(out, "w", encoding="utf-8") if out else None  # noqa: SIM115 - closed below
+    size = 0 if file == "-" else os.path.getsize(file)
+    with handle, Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                          TextColumn("{task.completed:.0f}"), TimeElapsedColumn(), console=err) as progress:
+        reading = progress.add_task("Documents", total=size or None)
+        deciding = progress.add_task("Parcels decided", total=None)
+
+        def lines():
+            for line in handle:
+                progress.update(reading, advance=len(line.encode()))
+                yield line
+
+        def decided(row: dict) -> None:
+            progress.update(deciding, advance=1)
+            if results is not None:
+                results.write(json.dumps(service.result_line(row), ensure_ascii=False) + "\n")
+
+        try:
+            summary = service.import_batch(uow, SYSTEM, service.ndjson_objects(lines()), sampling=sampling,
+                                           on_decided=decided)
+        except DomainError as exc:
+            _fail(exc)
+        finally:
+            if results is not None:
+                results.close()
+    console.print_json(json.dumps(summary.as_dict(refused_limit=100), ensure_ascii=False))
+    if summary.refused:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def all_tables_metadata():
     """The MetaData with every context's tables registered on it."""
     import tradewindow.bonded.tables  # noqa: F401
     import tradewindow.customs.tables  # noqa: F401
+    import tradewindow.ecommerce.tables  # noqa: F401
     import tradewindow.logistics.tables  # noqa: F401
     import tradewindow.notifications.tables  # noqa: F401
     import tradewindow.platform.tables  # noqa: F401

@@ -15,6 +15,8 @@ from tradewindow.bonded import api as bonded_api
 from tradewindow.bonded import pages as bonded_pages
 from tradewindow.customs import api as customs_api
 from tradewindow.customs import pages as customs_pages
+from tradewindow.ecommerce import api as ecommerce_api
+from tradewindow.ecommerce import pages as ecommerce_pages
 from tradewindow.logistics import api as logistics_api
 from tradewindow.logistics import pages as logistics_pages
 from tradewindow.notifications import api as notifications_api
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                    notifications_api.router, notifications_pages.router,
                    tariff_api.router, tariff_pages.router, customs_api.router, customs_pages.router,
                    logistics_api.router, logistics_pages.router, bonded_api.router, bonded_pages.router,
+                   ecommerce_api.router, ecommerce_pages.router,
                    stats_api.router, stats_pages.router, titles_api.router, titles_pages.router):
         app.include_router(router)
     return app

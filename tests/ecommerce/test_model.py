@@ -1,0 +1,89 @@
+"""The pure rules: customs value, masking, the limit order of a batch (hypothesis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.ecommerce.conftest import BUYER, Parcel
+from tradewindow.ecommerce import model
+from tradewindow.ecommerce.model import Assessment, Candidate, Decision, Reason
+
+LIMIT = Decimal(26000)
+
+
+def test_customs_value_is_goods_plus_freight_minus_discount():
+    order = model.parse_order(Parcel(value="300.00", freight="25.50", discount="40.00").order)
+    assert order.customs_value == Decimal("285.50")
+
+
+def test_identity_numbers_are_masked_to_the_first_three_and_last_four():
+    assert model.mask_id(BUYER) == BUYER[:3] + "*" * 11 + BUYER[-4:]
+    assert model.mask_id("123") == "***"
+    assert model.mask_phone("13800138000") == "138****8000"
+
+
+def test_limit_edges():
+    assert model.within_annual_limit(Decimal("20000"), Decimal("6000.00"))
+    assert not model.within_annual_limit(Decimal("20000"), Decimal("6000.01"))
+
+
+def test_a_bonded_warehouse_order_is_refused_until_that_mode_exists():
+    try:
+        model.parse_order({**Parcel().order, "bonded_warehouse": "CQ-BW-01"})
+    except model.ValidationFailed as refused:
+        assert refused.code == "bonded_import_not_supported"
+    else:
+        raise AssertionError("accepted")
+
+
+BUYERS = ["A", "B", "C"]
+START = datetime(2026, 11, 11, tzinfo=UTC)
+candidates = st.lists(st.tuples(
+    st.sampled_from(BUYERS),
+    st.integers(min_value=0, max_value=50),              # minutes after the start: ties happen
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("7000"), places=2),
+    st.booleans(),                                       # clean or with a reason
+), max_size=40)
+
+
+def build(raw) -> list[Candidate]:
+    return [Candidate(f"O{n:03d}", buyer, START + timedelta(minutes=minutes),
+                      Assessment(() if clean else (Reason.PAYER_MISMATCH,), value), 2026)
+            for n, (buyer, minutes, value, clean) in enumerate(raw)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(candidates, st.randoms(use_true_random=False))
+def test_a_buyers_year_never_passes_26000_and_results_do_not_depend_on_file_order(raw, rnd):
+    parcels = build(raw)
+    outcomes = model.decide_batch(parcels, sampling=model.Sampling(rate=Decimal("0.3"), seed="x"))
+    for buyer in BUYERS:
+        counted = sum((outcomes[p.order_no].counted for p in parcels if p.buyer_id_number == buyer), Decimal(0))
+        assert counted <= LIMIT
+    shuffled = list(parcels)
+    rnd.shuffle(shuffled)
+    assert model.decide_batch(shuffled, sampling=model.Sampling(rate=Decimal("0.3"), seed="x")) == outcomes
+
+
+@settings(max_examples=100, deadline=None)
+@given(candidates)
+def test_a_refused_clean_parcel_is_only_ever_refused_for_the_limit(raw):
+    parcels = build(raw)
+    outcomes = model.decide_batch(parcels)
+    for p in parcels:
+        outcome = outcomes[p.order_no]
+        if outcome.decision is Decision.REJECT and not p.assessment.reasons:
+            assert outcome.reasons == (Reason.ANNUAL_LIMIT_EXCEEDED,)
+            assert outcome.year_total_after + p.assessment.customs_value > LIMIT
+
+
+def test_within_a_buyer_limits_follow_ordered_at_then_order_number():
+    first, second = (Candidate(no, "A", START, Assessment((), Decimal("20000")), 2026) for no in ("O2", "O1"))
+    outcomes = model.decide_batch([first, second])
+    assert outcomes["O1"].decision is Decision.RELEASE and outcomes["O2"].decision is Decision.REJECT
+    earlier = Candidate("O9", "A", START - timedelta(seconds=1), Assessment((), Decimal("20000")), 2026)
+    assert model.decide_batch([first, second, earlier])["O9"].decision is Decision.RELEASE

@@ -1,0 +1,1 @@
+"""Cross-border e-commerce: orders, payments, waybills, matching, 70 % tax, buyer limits."""

@@ -1,0 +1,519 @@
+"""Cross-border e-commerce retail imports (DESIGN.md §4.2, §4.4): the three documents of a parcel
+(order from the platform, payment from the payment company, waybill from the logistics company),
+their matching, the 70 % tax through the tariff's `cbec` quote, the per-order and per-buyer annual
+limits, and the decision. Pure: the tariff comes in through `tariff.model.TariffLookup`.
+
+The order in which the limits are applied is part of the rule: in a batch, a buyer's parcels are
+taken in `ordered_at` order (ties by order number), so a result never depends on where a line sits
+in a file or on how many workers share the work."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stdnum.cn import ric
+
+from tradewindow.platform.errors import Problem, Problems, ValidationFailed
+from tradewindow.platform.fields import FieldReader
+from tradewindow.platform.money import FEN, apportion, format_amount
+from tradewindow.tariff import model as tariff_model
+from tradewindow.tariff.model import CBEC_ANNUAL_LIMIT, CBEC_ORDER_LIMIT, Requirement
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+CURRENCIES = frozenset({"CNY"})
+
+
+class Kind(StrEnum):
+    ORDER = "order"
+    PAYMENT = "payment"
+    WAYBILL = "waybill"
+
+
+class Decision(StrEnum):
+    RELEASE = "release"
+    INSPECT = "inspect"
+    REJECT = "reject"
+
+
+class Reason(StrEnum):
+    """Why a parcel is not simply released. Stable codes integrators branch on."""
+
+    PAYER_MISMATCH = "payer_mismatch"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CONSIGNEE_MISMATCH = "consignee_mismatch"
+    NOT_ON_POSITIVE_LIST = "not_on_positive_list"
+    UNKNOWN_TARIFF_CODE = "unknown_tariff_code"
+    INVALID_BUYER_ID = "invalid_buyer_id"
+    TAX_WITHHELD_MISMATCH = "tax_withheld_mismatch"
+    ORDER_LIMIT_EXCEEDED = "order_limit_exceeded"
+    ANNUAL_LIMIT_EXCEEDED = "annual_limit_exceeded"
+    DUPLICATE = "duplicate"                  # a record refused, never a parcel's reason
+    RANDOM_INSPECTION = "random_inspection"  # a clean parcel drawn for inspection
+
+
+REASON_MESSAGES = {
+    Reason.PAYER_MISMATCH: "The payer's identity number is not the buyer's.",
+    Reason.AMOUNT_MISMATCH: "The amount paid is not goods + freight + tax withheld − discount.",
+    Reason.CONSIGNEE_MISMATCH: "The consignee on the waybill is not the one on the order.",
+    Reason.NOT_ON_POSITIVE_LIST: "An item is not on the cross-border e-commerce positive list.",
+    Reason.UNKNOWN_TARIFF_CODE: "An item names a tariff line that does not exist or is not in force.",
+    Reason.INVALID_BUYER_ID: "The buyer's identity number is not a valid resident identity number.",
+    Reason.TAX_WITHHELD_MISMATCH: "The tax withheld by the platform differs from the tax computed.",
+    Reason.ORDER_LIMIT_EXCEEDED: "The order is over 5,000 CNY and is not one indivisible item.",
+    Reason.ANNUAL_LIMIT_EXCEEDED: "The buyer's purchases this year would pass 26,000 CNY.",
+    Reason.RANDOM_INSPECTION: "Drawn for inspection by random sampling.",
+}
+
+
+# --- records -------------------------------------------------------------------------------------
+
+ORDER_FIELDS = frozenset({
+    "order_no", "platform_code", "ordered_at", "buyer_id_number", "buyer_name", "consignee_name",
+    "consignee_address", "currency", "goods_value", "freight", "discount", "tax_withheld",
+    "bonded_warehouse", "items"})
+ITEM_FIELDS = frozenset({"tariff_code", "description", "quantity", "unit", "unit_price", "origin"})
+PAYMENT_FIELDS = frozenset({"payment_no", "order_no", "payer_id_number", "payer_name", "amount_paid",
+                            "paid_at"})
+WAYBILL_FIELDS = frozenset({"waybill_no", "order_no", "consignee_name", "consignee_address",
+                            "gross_weight_kg", "shipped_at"})
+MAX_ITEMS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    tariff_code: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    origin: str | None
+
+    @property
+    def value(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_no: str
+    platform_code: str
+    ordered_at: datetime
+    buyer_id_number: str
+    buyer_name: str
+    consignee_name: str
+    consignee_address: str
+    currency: str
+    goods_value: Decimal
+    freight: Decimal
+    discount: Decimal
+    tax_withheld: Decimal
+    items: tuple[OrderItem, ...]
+
+    number = property(lambda self: self.order_no)
+
+    @property
+    def customs_value(self) -> Decimal:
+        """Goods + freight − discount: what the buyer pays for the goods delivered (GACC 2018
+        No. 194: the actual transaction price including freight)."""
+        return self.goods_value + self.freight - self.discount
+
+    @property
+    def single_indivisible_item(self) -> bool:
+        return len(self.items) == 1 and self.items[0].quantity == ONE
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    payment_no: str
+    order_no: str
+    payer_id_number: str
+    payer_name: str
+    amount_paid: Decimal
+    paid_at: datetime
+
+    number = property(lambda self: self.payment_no)
+
+
+@dataclass(frozen=True, slots=True)
+class Waybill:
+    waybill_no: str
+    order_no: str
+    consignee_name: str
+    consignee_address: str
+    gross_weight_kg: Decimal
+    shipped_at: datetime
+
+    number = property(lambda self: self.waybill_no)
+
+
+Record = Order | Payment | Waybill
+
+
+class _Reader(FieldReader):
+    def money(self, name: str, *, required: bool = False, default: Decimal | None = None) -> Decimal | None:
+        if not self.given(name) and default is not None and not required:
+            return default
+        value = self.amount(name, required=required)
+        if value is not None and value != value.quantize(FEN):
+            self.add(name, "too_precise", f"{name} is an amount in CNY with at most two decimals.")
+            return None
+        return value
+
+    def moment(self, name: str) -> datetime | None:
+        text = self.text(name, required=True)
+        if text is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            self.add(name, "invalid_datetime",
+                     f"{name} is an ISO 8601 date and time with its offset, like 2026-11-11T00:05:00+08:00.")
+            return None
+        return moment
+
+
+def _object(raw: object, kind: Kind) -> Mapping[str, object]:
+    if not isinstance(raw, Mapping):
+        raise ValidationFailed([Problem("", "not_an_object", f"An {kind.value} must be a JSON object.")])
+    return raw
+
+
+def parse_order(raw: object) -> Order:
+    """Check an order as received; raises ValidationFailed with every problem."""
+    raw = _object(raw, Kind.ORDER)
+    problems = Problems()
+    r = _Reader(raw, "", problems)
+    r.refuse_unknown(ORDER_FIELDS)
+    order_no = r.text("order_no", required=True, max_length=64)
+    platform_code = r.text("platform_code", required=True, max_length=32)
+    ordered_at = r.moment("ordered_at")
+    # A wrong identity number is a parcel's reason (`invalid_buyer_id`), not a malformed record:
+    # the platform must hear about it through the decision, as customs would say it.
+    buyer_id = r.text("buyer_id_number", required=True, max_length=32)
+    buyer_name = r.text("buyer_name", required=True, max_length=100)
+    consignee_name = r.text("consignee_name", required=True, max_length=100)
+    consignee_address = r.text("consignee_address", required=True, max_length=300)
+    currency = r.choice("currency", CURRENCIES, required=True)
+    goods_value = r.money("goods_value", required=True)
+    freight = r.money("freight", default=ZERO)
+    discount = r.money("discount", default=ZERO)
+    tax_withheld = r.money("tax_withheld", default=ZERO)
+    if r.given("bonded_warehouse"):
+        r.add("bonded_warehouse", "bonded_import_not_supported",
+              "The bonded-import mode is not available yet; send the order without bonded_warehouse.")
+    items = [_parse_item(item, f"items[{i}]", problems)
+             for i, item in enumerate(r.items("items", required=True, max_items=MAX_ITEMS) or [])]
+    if None not in (goods_value, freight, discount) and discount > goods_value + freight:  # type: ignore[operator]
+        r.add("discount", "discount_exceeds_value", "The discount is more than goods and freight together.")
+    problems.raise_if_any()
+    return Order(order_no, platform_code, ordered_at, buyer_id.upper(), buyer_name,  # type: ignore[arg-type,union-attr]
+                 consignee_name, consignee_address, currency, goods_value, freight, discount,  # type: ignore[arg-type]
+                 tax_withheld, tuple(items))  # type: ignore[arg-type]
+
+
+def _parse_item(raw: object, path: str, problems: Problems) -> OrderItem | None:
+    if not isinstance(raw, Mapping):
+        problems.add(path, "not_an_object", "Each item must be an object.")
+        return None
+    r = _Reader(raw, path, problems)
+    before = len(problems.items)
+    r.refuse_unknown(ITEM_FIELDS)
+    code = r.text("tariff_code", required=True, max_length=20)
+    description = r.text("description", required=True, max_length=300)
+    quantity = r.amount("quantity", required=True, positive=True)
+    unit = r.text("unit", required=True, max_length=20)
+    unit_price = r.money("unit_price", required=True)
+    origin = r.text("origin")
+    if origin is not None and not tariff_model.is_country(origin.upper()):
+        r.add("origin", "unknown_country", f"{origin!r} is not an ISO 3166 alpha-2 country code.")
+    if len(problems.items) > before:
+        return None
+    return OrderItem(tariff_model.normalise_tariff_code(code), description, quantity, unit,  # type: ignore[arg-type]
+                     unit_price, origin.upper() if origin else None)  # type: ignore[arg-type]
+
+
+def parse_payment(raw: object) -> Payment:
+    raw = _object(raw, Kind.PAYMENT)
+    problems = Problems()
+    r = _Reader(raw, "", problems)
+    r.refuse_unknown(PAYMENT_FIELDS)
+    values = (r.text("payment_no", required=True, max_length=64), r.text("order_no", required=True, max_length=64),
+              r.text("payer_id_number", required=True, max_length=32),
+              r.text("payer_name", required=True, max_length=100), r.money("amount_paid", required=True),
+              r.moment("paid_at"))
+    problems.raise_if_any()
+    payment_no, order_no, payer_id, payer_name, amount, paid_at = values
+    return Payment(payment_no, order_no, payer_id.upper(), payer_name, amount, paid_at)  # type: ignore[arg-type,union-attr]
+
+
+def parse_waybill(raw: object) -> Waybill:
+    raw = _object(raw, Kind.WAYBILL)
+    problems = Problems()
+    r = _Reader(raw, "", problems)
+    r.refuse_unknown(WAYBILL_FIELDS)
+    values = (r.text("waybill_no", required=True, max_length=64), r.text("order_no", required=True, max_length=64),
+              r.text("consignee_name", required=True, max_length=100),
+              r.text("consignee_address", required=True, max_length=300),
+              r.amount("gross_weight_kg", required=True, positive=True), r.moment("shipped_at"))
+    problems.raise_if_any()
+    return Waybill(*values)  # type: ignore[arg-type]
+
+
+PARSERS = {Kind.ORDER: parse_order, Kind.PAYMENT: parse_payment, Kind.WAYBILL: parse_waybill}
+
+
+def parse_record(kind: Kind, raw: object) -> Record:
+    return PARSERS[kind](raw)
+
+
+def parse_line(raw: object) -> tuple[Kind, Record]:
+    """One line of a batch file: a record with a "kind" field ("order", "payment", "waybill")."""
+    raw = dict(_object(raw, Kind.ORDER))
+    kind_text = raw.pop("kind", None)
+    try:
+        kind = Kind(kind_text)
+    except ValueError:
+        raise ValidationFailed([Problem("kind", "invalid_choice",
+                                        "kind is one of: order, payment, waybill.")]) from None
+    return kind, parse_record(kind, raw)
+
+
+def canonical(record: Record) -> dict[str, Any]:
+    """The record as stored and compared: decimal strings, ISO times, fields in a fixed order.
+    "12.5" and "12.50" are the same amount, so a repeat that writes it differently is still a
+    repeat."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return format(value.normalize(), "f")
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, OrderItem):
+            return {name: plain(getattr(value, name)) for name in OrderItem.__slots__}  # type: ignore[attr-defined]
+        return value
+
+    return {name: plain(getattr(record, name)) for name in type(record).__slots__}  # type: ignore[union-attr]
+
+
+def content_hash(record: Record) -> str:
+    return hashlib.sha256(json.dumps(canonical(record), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+# --- personal data -------------------------------------------------------------------------------
+
+def valid_buyer_id(number: str) -> bool:
+    """A Chinese resident identity number (18 characters, birth date, ISO 7064 check)."""
+    return ric.is_valid(number)
+
+
+def mask_id(number: str | None) -> str | None:
+    """110105********0022: enough to tell two buyers apart on a page, not enough to be one."""
+    if number is None:
+        return None
+    if len(number) <= 7:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def mask_phone(number: str | None) -> str | None:
+    if number is None:
+        return None
+    digits = number.strip()
+    return digits[:3] + "*" * max(len(digits) - 7, 0) + digits[-4:] if len(digits) > 7 else "*" * len(digits)
+
+
+def limit_year(order: Order, zone: ZoneInfo) -> int:
+    """The calendar year (in the zone's time) whose limit the order counts against."""
+    return order.ordered_at.astimezone(zone).year
+
+
+# --- assessment ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the three documents and the tariff say about a parcel before its buyer's year."""
+
+    reasons: tuple[Reason, ...]
+    customs_value: Decimal
+    duty: Decimal = ZERO
+    consumption_tax: Decimal = ZERO
+    vat: Decimal = ZERO
+    taxed: bool = False                     # False when the tariff could not tax it
+    single_item_over_limit: bool = False
+
+    @property
+    def total_tax(self) -> Decimal:
+        return self.duty + self.consumption_tax + self.vat
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def quote_request(order: Order, on_date: Any) -> dict[str, Any]:
+    """The tariff quote request of an order: regime cbec, the customs value spread over the items
+    in whole fen by their value (largest remainder, so the parts add up to the whole)."""
+    shares = apportion(order.customs_value, [item.value for item in order.items])
+    items = []
+    for item, share in zip(order.items, shares, strict=True):
+        quoted: dict[str, Any] = {"tariff_code": item.tariff_code, "currency": "CNY",
+                                  "customs_value": str(share), "quantity": str(item.quantity)}
+        if item.origin:
+            quoted["origin"] = item.origin
+        items.append(quoted)
+    return {"regime": "cbec", "date": on_date.isoformat(), "items": items}
+
+
+def assess(order: Order, payment: Payment, waybill: Waybill, lookup: tariff_model.TariffLookup,
+           zone: ZoneInfo) -> Assessment:
+    """Match the three documents and tax the order on the rates in force on its order day.
+    Every reason found is reported, not only the first."""
+    reasons: set[Reason] = set()
+    on_date = order.ordered_at.astimezone(zone).date()
+    if not valid_buyer_id(order.buyer_id_number):
+        reasons.add(Reason.INVALID_BUYER_ID)
+    if payment.payer_id_number != order.buyer_id_number:
+        reasons.add(Reason.PAYER_MISMATCH)
+    if payment.amount_paid != order.goods_value + order.freight + order.tax_withheld - order.discount:
+        reasons.add(Reason.AMOUNT_MISMATCH)
+    if not (_same_text(order.consignee_name, waybill.consignee_name)
+            and _same_text(order.consignee_address, waybill.consignee_address)):
+        reasons.add(Reason.CONSIGNEE_MISMATCH)
+    for item in order.items:
+        line = lookup.line(item.tariff_code) if tariff_model.TARIFF_CODE.match(item.tariff_code) else None
+        if line is None or not line.line.in_force(on_date):
+            reasons.add(Reason.UNKNOWN_TARIFF_CODE)
+        elif Requirement.CBEC_POSITIVE_LIST not in line.in_force(on_date).requirements:
+            reasons.add(Reason.NOT_ON_POSITIVE_LIST)
+    value = order.customs_value
+    if value > CBEC_ORDER_LIMIT and not order.single_indivisible_item:
+        reasons.add(Reason.ORDER_LIMIT_EXCEEDED)
+    assessment = Assessment(tuple(sorted(reasons, key=list(Reason).index)), value)
+    if reasons & {Reason.UNKNOWN_TARIFF_CODE, Reason.ORDER_LIMIT_EXCEEDED}:
+        return assessment
+    try:
+        request = tariff_model.parse_quote_request(quote_request(order, on_date), lookup, on_date)
+        quote = tariff_model.quote(request, lookup.agreements())
+    except ValidationFailed as refused:
+        codes = {p.code for p in refused.problems}
+        reasons.add(Reason.ORDER_LIMIT_EXCEEDED if "cbec_order_limit_exceeded" in codes
+                    else Reason.UNKNOWN_TARIFF_CODE)   # no rate in force: the line cannot tax it
+        return Assessment(tuple(sorted(reasons, key=list(Reason).index)), value)
+    totals = quote.totals
+    if order.tax_withheld != totals.total:
+        reasons.add(Reason.TAX_WITHHELD_MISMATCH)
+    return Assessment(tuple(sorted(reasons, key=list(Reason).index)), value, totals.duty,
+                      totals.consumption_tax, totals.vat, True, quote.cbec_single_item_over_limit)
+
+
+# --- limits and the decision ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Random inspection of clean parcels: a share drawn by a seeded hash of the order number, so
+    the same parcel is drawn (or not) whatever the order of arrival or the number of workers."""
+
+    rate: Decimal = Decimal("0.01")
+    seed: str = "tradewindow"
+
+    def draws(self, order_no: str) -> bool:
+        if self.rate <= 0:
+            return False
+        digest = hashlib.sha256(f"{self.seed}:{order_no}".encode()).digest()
+        return Decimal(int.from_bytes(digest[:8], "big")) / Decimal(2**64) < self.rate
+
+
+NO_SAMPLING = Sampling(rate=ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    counted: Decimal               # what the parcel adds to its buyer's year
+    year_total_after: Decimal
+
+
+def within_annual_limit(year_total: Decimal, value: Decimal) -> bool:
+    """26,000.00 exactly is within the limit; one fen more is not."""
+    return year_total + value <= CBEC_ANNUAL_LIMIT
+
+
+def decide(assessment: Assessment, year_total: Decimal, drawn: bool) -> Outcome:
+    """Reject on any reason; otherwise the annual limit; otherwise release, or inspect when drawn.
+    Only released and inspected parcels count toward the buyer's year."""
+    if assessment.reasons:
+        return Outcome(Decision.REJECT, assessment.reasons, ZERO, year_total)
+    if not within_annual_limit(year_total, assessment.customs_value):
+        return Outcome(Decision.REJECT, (Reason.ANNUAL_LIMIT_EXCEEDED,), ZERO, year_total)
+    after = year_total + assessment.customs_value
+    if drawn:
+        return Outcome(Decision.INSPECT, (Reason.RANDOM_INSPECTION,), assessment.customs_value, after)
+    return Outcome(Decision.RELEASE, (), assessment.customs_value, after)
+
+
+def batch_key(buyer_id_number: str, ordered_at: datetime, order_no: str) -> tuple[str, datetime, str]:
+    """The order in which a batch applies limits: per buyer, by ordered_at, ties by order number."""
+    return (buyer_id_number, ordered_at, order_no)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A parcel ready for its limit check (for batch planning and its property tests)."""
+
+    order_no: str
+    buyer_id_number: str
+    ordered_at: datetime
+    assessment: Assessment
+    year: int
+
+
+def decide_batch(candidates: Iterable[Candidate], year_totals: Mapping[tuple[str, int], Decimal] | None = None,
+                 sampling: Sampling = NO_SAMPLING) -> dict[str, Outcome]:
+    """Decide a batch in its rule order, starting from the buyers' totals so far."""
+    totals: dict[tuple[str, int], Decimal] = dict(year_totals or {})
+    outcomes: dict[str, Outcome] = {}
+    for c in sorted(candidates, key=lambda c: batch_key(c.buyer_id_number, c.ordered_at, c.order_no)):
+        key = (c.buyer_id_number, c.year)
+        outcome = decide(c.assessment, totals.get(key, ZERO), sampling.draws(c.order_no))
+        totals[key] = outcome.year_total_after
+        outcomes[c.order_no] = outcome
+    return outcomes
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: records by kind and outcome, refused lines, parcels decided."""
+
+    lines: int = 0
+    accepted: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in Kind})
+    repeated: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    decisions: dict[str, int] = field(default_factory=lambda: {d.value: 0 for d in Decision})
+    reasons: dict[str, int] = field(default_factory=dict)
+    total_tax: Decimal = ZERO
+
+    def count_outcome(self, outcome: Outcome, tax: Decimal) -> None:
+        self.decisions[outcome.decision.value] += 1
+        for reason in outcome.reasons:
+            self.reasons[reason.value] = self.reasons.get(reason.value, 0) + 1
+        if outcome.decision is not Decision.REJECT:
+            self.total_tax += tax
+
+    def as_dict(self, refused_limit: int = 1000) -> dict[str, Any]:
+        return {"lines": self.lines, "accepted": self.accepted, "repeated": self.repeated,
+                "refused": len(self.refused), "refused_lines": self.refused[:refused_limit],
+                "parcels_decided": sum(self.decisions.values()), "decisions": self.decisions,
+                "reasons": dict(sorted(self.reasons.items())), "total_tax": format_amount(self.total_tax)}

@@ -1,0 +1,546 @@
+"""Cross-border e-commerce business actions: receive an order, a payment or a waybill (one at a
+time or by the batch), decide a parcel when its three documents are in, cancel a parcel, and read
+the results.
+
+How a parcel is decided exactly once, and a buyer's year never goes over its limit:
+- a document is stored in its own transaction; then, in a second transaction, `decide_order`
+  looks whether all three are in. Whichever of the three arrives last sees the other two
+  (its check runs after its own commit), so no parcel is left undecided; a crash between the two
+  transactions is healed by the periodic sweep (`decide_pending`);
+- every decision runs under the lock of its buyer's year row (`cbec_buyer_years`, FOR UPDATE on
+  PostgreSQL; SQLite's BEGIN IMMEDIATE serialises every writer anyway), and checks under that lock
+  that the parcel is not decided yet. Two workers completing parcels of one buyer therefore take
+  turns, each seeing the total the other left: no double-spend;
+- a batch stores all its documents first, then decides the parcels that became complete in the
+  rule's order (per buyer by ordered_at, ties by order number), locking buyers in sorted order so
+  two batches never deadlock.
+
+Who may do what: platforms send orders, payment companies payments, logistics companies waybills;
+the administrator may send any (the command-line import). A party sees the parcels it sent a
+document of; customs, the zone and the administrator see all. Identity numbers are shown in full
+to customs officers only, masked to everyone else and in audit records and events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from tradewindow.ecommerce import model
+from tradewindow.ecommerce.model import Decision, Kind
+from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+from tradewindow.platform.auth import SYSTEM, Actor, Role
+from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.errors import Conflict, Problem, ValidationFailed, not_found, require
+from tradewindow.platform.ids import new_id
+from tradewindow.platform.jobs import periodic
+from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
+from tradewindow.platform.settings import get_settings
+from tradewindow.registry import service as registry
+from tradewindow.tariff import service as tariff_service
+
+SENDERS = {Kind.ORDER: Role.PLATFORM, Kind.PAYMENT: Role.PAYMENT, Kind.WAYBILL: Role.LOGISTICS}
+PARTIES = (Role.PLATFORM, Role.PAYMENT, Role.LOGISTICS)
+SEE_ALL = (Role.CUSTOMS, Role.ZONE, Role.ADMIN)
+READERS = (*PARTIES, *SEE_ALL)
+BATCH_SENDERS = (*PARTIES, Role.ADMIN)
+TABLES = {Kind.ORDER: (cbec_orders, cbec_orders.c.order_no),
+          Kind.PAYMENT: (cbec_payments, cbec_payments.c.payment_no),
+          Kind.WAYBILL: (cbec_waybills, cbec_waybills.c.waybill_no)}
+# Documents stored per transaction in a batch, and parcels decided per transaction in a sweep.
+CHUNK = 500
+# The default random inspection: 1 % of clean parcels (issue 6), seeded so it is reproducible.
+DEFAULT_SAMPLING = model.Sampling()
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(get_settings().time_zone)
+
+
+def shows_personal_data(actor: Actor) -> bool:
+    """Only customs officers need the buyer's identity number in full (DESIGN.md §3)."""
+    return actor.role is Role.CUSTOMS
+
+
+def may_send(actor: Actor, kind: Kind) -> bool:
+    return actor.role is Role.ADMIN or (actor.role is SENDERS[kind] and actor.enterprise_id is not None)
+
+
+# --- receiving documents -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Received:
+    kind: Kind
+    number: str
+    created: bool
+    parcel: dict | None
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind.value, "number": self.number,
+                "status": "accepted" if self.created else "repeat", "parcel": self.parcel}
+
+
+def submit(uow: UnitOfWork, actor: Actor, kind: Kind, raw: object,
+           sampling: model.Sampling | None = None) -> Received:
+    """Receive one document. The same document again (same number, same content, same sender) is
+    a repeat answered as the first; a different document under a used number, or a second payment
+    or waybill for an order, is refused `duplicate` (409) and the first stands. When this document
+    completes its parcel, the parcel is decided and returned."""
+    require(may_send(actor, kind), "role_not_allowed",
+            f"{kind.value.capitalize()}s are sent by the {SENDERS[kind].value} role.")
+    record = model.parse_record(kind, raw)
+    sender = _sender(uow, actor, kind, record)
+    try:
+        with uow.transaction() as conn:
+            outcome = _store(uow, conn, actor, kind, record, sender)
+    except Conflict:
+        # A concurrent sender of the same number won the race: compare with what it stored.
+        with uow.read() as conn:
+            outcome = _compare(conn, kind, record, sender)
+    if isinstance(outcome, Problem):
+        raise Conflict([outcome])
+    parcel = decide_order(uow, record.order_no, sampling)
+    if parcel is None and outcome == "repeat":
+        parcel = _parcel_if_visible(uow, actor, record.order_no)
+    elif parcel is not None:
+        parcel = parcel_view(parcel, actor)
+    return Received(kind, record.number, outcome == "created", parcel)
+
+
+def _sender(uow: UnitOfWork, actor: Actor, kind: Kind, record: model.Record) -> str | None:
+    """The enterprise a document belongs to: its sender; for the administrator's imports, the
+    platform named by the order's platform code when that is a registered credit code."""
+    if actor.enterprise_id is not None or kind is not Kind.ORDER:
+        return actor.enterprise_id
+    assert isinstance(record, model.Order)
+    enterprise = registry.enterprise_by_uscc(uow, record.platform_code)
+    return enterprise["id"] if enterprise else None
+
+
+def _compare(conn: Connection, kind: Kind, record: model.Record, sender: str | None) -> str | Problem | None:
+    """"repeat", a `duplicate` problem, or None when nothing holds this number or order yet."""
+    table, number = TABLES[kind]
+    held = conn.execute(select(table.c.content_hash, table.c.sender_id)
+                        .where(number == record.number)).first()
+    name = number.name
+    if held is not None:
+        if held.content_hash == model.content_hash(record) and held.sender_id == sender:
+            return "repeat"
+        return Problem(name, "duplicate", f"{name} {record.number} was already used for a different "
+                                          f"{kind.value}; the first one stands.")
+    if kind is not Kind.ORDER and conn.execute(select(number).where(table.c.order_no == record.order_no)).first():
+        return Problem("order_no", "duplicate", f"Order {record.order_no} already has a {kind.value}; "
+                                                "the first one stands.")
+    return None
+
+
+def _store(uow: UnitOfWork, conn: Connection, actor: Actor, kind: Kind, record: model.Record,
+           sender: str | None) -> str | Problem:
+    if (known := _compare(conn, kind, record, sender)) is not None:
+        return known
+    table, number = TABLES[kind]
+    row: dict[str, Any] = {"id": new_id(), number.name: record.number, "sender_id": sender,
+                           "content_hash": model.content_hash(record), "body": model.canonical(record),
+                           "received_at": utcnow()}
+    if isinstance(record, model.Order):
+        row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}
+    else:
+        row["order_no"] = record.order_no
+    conn.execute(insert(table).values(row))
+    uow.audit(actor, f"ecommerce.{kind.value}_received", f"cbec_{kind.value}", record.number, None,
+              {"order_no": record.order_no})
+    return "created"
+
+
+# --- deciding parcels ----------------------------------------------------------------------------
+
+def decide_order(uow: UnitOfWork, order_no: str, sampling: model.Sampling | None = None) -> dict | None:
+    """Decide the parcel of an order if its three documents are in and it is not decided yet.
+    Returns the parcel's row (decided now or before), or None while a document is missing."""
+    with uow.transaction() as conn:
+        found = _complete_documents(conn, [order_no])
+        if not found:
+            return None
+        zone = _zone()
+        order = model.parse_order(found[0]["order_body"])
+        total = _lock_year(uow, order.buyer_id_number, model.limit_year(order, zone))
+        if (done := _parcel_row(conn, order_no)) is not None:
+            return done
+        return _decide(uow, found[0], order, total, sampling or DEFAULT_SAMPLING, zone)[0]
+
+
+def _complete_documents(conn: Connection, order_nos: list[str] | None = None, limit: int = CHUNK) -> list[dict]:
+    """Orders with their payment and waybill and no parcel yet: the named ones, or the first
+    `limit` of all in the batch rule's order."""
+    o, p, w = cbec_orders, cbec_payments, cbec_waybills
+    query = (select(o.c.order_no, o.c.buyer_id_number, o.c.ordered_at, o.c.body.label("order_body"),
+                    o.c.sender_id.label("platform_id"), p.c.body.label("payment_body"),
+                    p.c.sender_id.label("payment_sender_id"), w.c.body.label("waybill_body"),
+                    w.c.sender_id.label("logistics_sender_id"))
+             .join(p, p.c.order_no == o.c.order_no).join(w, w.c.order_no == o.c.order_no)
+             .outerjoin(cbec_parcels, cbec_parcels.c.order_no == o.c.order_no)
+             .where(cbec_parcels.c.order_no.is_(None)))
+    if order_nos is not None:
+        query = query.where(o.c.order_no.in_(order_nos))
+    else:
+        query = query.order_by(o.c.buyer_id_number, o.c.ordered_at, o.c.order_no).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _lock_year(uow: UnitOfWork, buyer: str, year: int) -> Decimal:
+    """The buyer's total for the year, its row locked until the transaction ends."""
+    conn = uow.conn
+    dialect_insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(cbec_buyer_years).values(
+        buyer_id_number=buyer, year=year, total_fen=0, parcels=0, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["buyer_id_number", "year"]))
+    query = select(cbec_buyer_years.c.total_fen).where(cbec_buyer_years.c.buyer_id_number == buyer,
+                                                       cbec_buyer_years.c.year == year)
+    if uow.dialect == "postgresql":
+        query = query.with_for_update()
+    return from_minor_units(conn.execute(query).scalar_one())
+
+
+def _decide(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, year_total: Decimal,
+            sampling: model.Sampling, zone: ZoneInfo) -> tuple[dict, model.Outcome, model.Assessment]:
+    conn = uow.conn
+    payment = model.parse_payment(documents["payment_body"])
+    waybill = model.parse_waybill(documents["waybill_body"])
+    assessment = model.assess(order, payment, waybill, tariff_service.tariff_lookup(uow), zone)
+    outcome = model.decide(assessment, year_total, sampling.draws(order.order_no))
+    year = model.limit_year(order, zone)
+    now = utcnow()
+    row = {
+        "buyer_id_number": order.buyer_id_number, "order_no": order.order_no, "id": new_id(), "year": year,
+        "waybill_no": waybill.waybill_no, "platform_id": documents["platform_id"],
+        "payment_sender_id": documents["payment_sender_id"],
+        "logistics_sender_id": documents["logistics_sender_id"], "ordered_at": order.ordered_at,
+        "decision": outcome.decision.value, "reasons": [r.value for r in outcome.reasons], "status": "decided",
+        "customs_value_fen": to_minor_units(assessment.customs_value),
+        "duty_fen": to_minor_units(assessment.duty),
+        "consumption_tax_fen": to_minor_units(assessment.consumption_tax),
+        "vat_fen": to_minor_units(assessment.vat), "total_tax_fen": to_minor_units(assessment.total_tax),
+        "counted_fen": to_minor_units(outcome.counted),
+        "year_total_after_fen": to_minor_units(outcome.year_total_after), "decided_at": now,
+        "cancelled_at": None, "cancel_reason": None,
+    }
+    conn.execute(insert(cbec_parcels).values(row))
+    if outcome.counted:
+        conn.execute(update(cbec_buyer_years).where(
+            cbec_buyer_years.c.buyer_id_number == order.buyer_id_number, cbec_buyer_years.c.year == year)
+            .values(total_fen=row["year_total_after_fen"], parcels=cbec_buyer_years.c.parcels + 1,
+                    updated_at=now))
+    summary = {"order_no": order.order_no, "waybill_no": waybill.waybill_no,
+               "buyer": model.mask_id(order.buyer_id_number), "decision": outcome.decision.value,
+               "reasons": row["reasons"], "total_tax": format_amount(assessment.total_tax)}
+    uow.audit(SYSTEM, "ecommerce.parcel_decided", "cbec_parcel", order.order_no, None, summary)
+    uow.emit(f"ecommerce.parcel_{outcome.decision.value}", "cbec_parcel", order.order_no, summary,
+             owner_enterprise_id=documents["platform_id"])
+    return row, outcome, assessment
+
+
+def decide_pending(uow: UnitOfWork, sampling: model.Sampling | None = None,
+                   summary: model.BatchSummary | None = None,
+                   on_decided: Callable[[dict], None] | None = None) -> int:
+    """Decide every complete, undecided parcel, per buyer in ordered_at order (ties by order
+    number) — the batch rule — a chunk per transaction. Buyers are locked in sorted order, so two
+    sweeps never deadlock. Returns how many parcels were decided."""
+    sampling = sampling or DEFAULT_SAMPLING
+    zone = _zone()
+    decided = 0
+    while True:
+        with uow.transaction() as conn:
+            chunk = _complete_documents(conn)
+            if not chunk:
+                return decided
+            totals: dict[tuple[str, int], Decimal] = {}
+            for documents in chunk:
+                order = model.parse_order(documents["order_body"])
+                key = (order.buyer_id_number, model.limit_year(order, zone))
+                if key not in totals:
+                    totals[key] = _lock_year(uow, *key)
+                if _parcel_row(conn, order.order_no) is not None:
+                    continue            # decided meanwhile by a concurrent worker
+                row, outcome, assessment = _decide(uow, documents, order, totals[key], sampling, zone)
+                totals[key] = outcome.year_total_after
+                decided += 1
+                if summary is not None:
+                    summary.count_outcome(outcome, assessment.total_tax)
+                if on_decided is not None:
+                    on_decided(row)
+
+
+@periodic("ecommerce.decide_pending", 30)
+def _sweep(uow: UnitOfWork) -> int:
+    """Heals a crash between storing a parcel's last document and deciding it."""
+    return decide_pending(uow)
+
+
+# --- batches -------------------------------------------------------------------------------------
+
+def ndjson_objects(lines: Iterable[str | bytes]) -> Iterator[tuple[int, object]]:
+    """(line number, decoded JSON or a Problem) for each non-blank line."""
+    for number, line in enumerate(lines, start=1):
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            yield number, Problem("", "malformed_json", "This line is not a JSON object.")
+
+
+def import_batch(uow: UnitOfWork, actor: Actor, objects: Iterable[tuple[int, object]],
+                 kind: Kind | None = None, sampling: model.Sampling | None = None,
+                 on_progress: Callable[[str, int], None] | None = None,
+                 on_decided: Callable[[dict], None] | None = None) -> model.BatchSummary:
+    """Store a batch of documents (each line its own outcome: accepted, repeat, or refused with
+    its errors), then decide the parcels that are complete, limits in the batch rule's order.
+    `kind` fixes the kind of every record (the per-kind endpoints); otherwise each carries its
+    "kind". Memory stays bounded: documents go in chunks, decisions in chunks."""
+    require(actor.is_(*BATCH_SENDERS), "role_not_allowed",
+            "Batches are sent by platforms, payment and logistics companies, or an administrator.")
+    summary = model.BatchSummary()
+    chunk: list[tuple[int, Kind, model.Record]] = []
+    for number, raw in objects:
+        summary.lines += 1
+        parsed = _parse_batch_line(actor, raw, kind)
+        if isinstance(parsed, list):
+            summary.refused.append({"line": number, "errors": [p.as_dict() for p in parsed]})
+        else:
+            chunk.append((number, *parsed))
+        if len(chunk) >= CHUNK:
+            _store_chunk(uow, actor, chunk, summary)
+            chunk = []
+            if on_progress:
+                on_progress("stored", summary.lines)
+    if chunk:
+        _store_chunk(uow, actor, chunk, summary)
+    if on_progress:
+        on_progress("stored", summary.lines)
+    decide_pending(uow, sampling, summary, on_decided)
+    uow_summary = summary.as_dict(refused_limit=20)
+    with uow.transaction():
+        uow.audit(actor, "ecommerce.batch_imported", "cbec_batch", new_id(), None,
+                  {k: uow_summary[k] for k in ("lines", "accepted", "repeated", "refused", "parcels_decided")})
+    return summary
+
+
+def _parse_batch_line(actor: Actor, raw: object, kind: Kind | None) -> tuple[Kind, model.Record] | list[Problem]:
+    if isinstance(raw, Problem):
+        return [raw]
+    try:
+        if kind is None:
+            line_kind, record = model.parse_line(raw)
+        else:
+            line_kind, record = kind, model.parse_record(kind, raw)
+    except ValidationFailed as refused:
+        return refused.problems
+    if not may_send(actor, line_kind):
+        return [Problem("kind", "role_not_allowed",
+                        f"{line_kind.value.capitalize()}s are sent by the {SENDERS[line_kind].value} role.")]
+    return line_kind, record
+
+
+def _store_chunk(uow: UnitOfWork, actor: Actor, chunk: list[tuple[int, Kind, model.Record]],
+                 summary: model.BatchSummary) -> None:
+    senders = {id(record): _sender(uow, actor, kind, record) for _, kind, record in chunk}
+    try:
+        with uow.transaction() as conn:
+            outcomes = [_store(uow, conn, actor, kind, record, senders[id(record)]) for _, kind, record in chunk]
+    except Conflict:
+        # A concurrent sender took a number of this chunk first: go one by one.
+        outcomes = []
+        for _, kind, record in chunk:
+            try:
+                with uow.transaction() as conn:
+                    outcomes.append(_store(uow, conn, actor, kind, record, senders[id(record)]))
+            except Conflict:
+                with uow.read() as conn:
+                    outcomes.append(_compare(conn, kind, record, senders[id(record)]) or "repeat")
+    for (number, kind, _), outcome in zip(chunk, outcomes, strict=True):
+        if isinstance(outcome, Problem):
+            summary.refused.append({"line": number, "errors": [outcome.as_dict()]})
+        elif outcome == "repeat":
+            summary.repeated += 1
+        else:
+            summary.accepted[kind.value] += 1
+
+
+# --- cancelling ----------------------------------------------------------------------------------
+
+def cancel_parcel(uow: UnitOfWork, actor: Actor, order_no: str, reason: str) -> dict:
+    """The platform cancels a parcel (order cancelled, goods returned): its amount goes back to
+    the buyer's year. Cancelling again returns the cancelled parcel."""
+    require(actor.is_(Role.PLATFORM), "role_not_allowed", "Parcels are cancelled by their platform.")
+    if not reason.strip():
+        raise ValidationFailed("Say why the parcel is cancelled.", "required", "reason")
+    with uow.transaction() as conn:
+        row = _parcel_row(conn, order_no)
+        if row is None or row["platform_id"] != actor.enterprise_id:
+            raise not_found("parcel", order_no)
+        if row["status"] == "cancelled":
+            return parcel_view(row, actor)
+        _lock_year(uow, row["buyer_id_number"], row["year"])
+        now = utcnow()
+        conn.execute(update(cbec_parcels).where(cbec_parcels.c.buyer_id_number == row["buyer_id_number"],
+                                                cbec_parcels.c.order_no == order_no)
+                     .values(status="cancelled", cancelled_at=now, cancel_reason=reason.strip()))
+        if row["counted_fen"]:
+            conn.execute(update(cbec_buyer_years).where(
+                cbec_buyer_years.c.buyer_id_number == row["buyer_id_number"], cbec_buyer_years.c.year == row["year"])
+                .values(total_fen=cbec_buyer_years.c.total_fen - row["counted_fen"],
+                        parcels=cbec_buyer_years.c.parcels - 1, updated_at=now))
+        summary = {"order_no": order_no, "reason": reason.strip(),
+                   "amount_returned": format_amount(from_minor_units(row["counted_fen"]))}
+        uow.audit(actor, "ecommerce.parcel_cancelled", "cbec_parcel", order_no,
+                  {"status": row["status"]}, {"status": "cancelled", **summary})
+        uow.emit("ecommerce.parcel_cancelled", "cbec_parcel", order_no, summary,
+                 owner_enterprise_id=row["platform_id"])
+        return parcel_view(_parcel_row(conn, order_no), actor)  # type: ignore[arg-type]
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def _parcel_row(conn: Connection, order_no: str) -> dict | None:
+    row = conn.execute(select(cbec_parcels).where(cbec_parcels.c.order_no == order_no)).mappings().first()
+    return dict(row) if row else None
+
+
+def _money(fen: int) -> str:
+    return format_amount(from_minor_units(fen))
+
+
+def parcel_view(row: Mapping[str, Any], actor: Actor) -> dict:
+    """A parcel's result as the issue names its fields; the identity number masked unless the
+    reader is a customs officer."""
+    buyer = row["buyer_id_number"]
+    return {
+        "order_no": row["order_no"], "waybill_no": row["waybill_no"],
+        "buyer_id_number": buyer if shows_personal_data(actor) else model.mask_id(buyer),
+        "year": row["year"], "ordered_at": row["ordered_at"], "decision": row["decision"],
+        "reasons": list(row["reasons"]), "status": row["status"],
+        "customs_value": _money(row["customs_value_fen"]), "duty": _money(row["duty_fen"]),
+        "consumption_tax": _money(row["consumption_tax_fen"]), "vat": _money(row["vat_fen"]),
+        "total_tax": _money(row["total_tax_fen"]), "counted": _money(row["counted_fen"]),
+        "buyer_year_total_after": _money(row["year_total_after_fen"]), "decided_at": row["decided_at"],
+        "cancelled_at": row["cancelled_at"], "cancel_reason": row["cancel_reason"],
+    }
+
+
+def _scope(actor: Actor) -> Any:
+    """The parcels an actor may see, as a where-clause (None: all)."""
+    require(actor.is_(*READERS), "role_not_allowed",
+            "Parcels are seen by their platform, payment and logistics companies, customs and the zone.")
+    column = {Role.PLATFORM: cbec_parcels.c.platform_id, Role.PAYMENT: cbec_parcels.c.payment_sender_id,
+              Role.LOGISTICS: cbec_parcels.c.logistics_sender_id}.get(actor.role)
+    if column is None:
+        return None
+    return column == actor.enterprise_id
+
+
+def _documents(conn: Connection, order_no: str) -> dict[Kind, Any]:
+    found: dict[Kind, Any] = {}
+    for kind, (table, _) in TABLES.items():
+        row = conn.execute(select(table).where(table.c.order_no == order_no)).mappings().first()
+        if row is not None:
+            found[kind] = row
+    return found
+
+
+def _may_see_documents(actor: Actor, documents: Mapping[Kind, Any]) -> bool:
+    if actor.is_(*SEE_ALL):
+        return True
+    return actor.is_(*PARTIES) and any(d["sender_id"] == actor.enterprise_id for d in documents.values())
+
+
+def _masked_body(kind: Kind, body: Mapping[str, Any], actor: Actor) -> dict:
+    shown = dict(body)
+    if not shows_personal_data(actor):
+        for name in ("buyer_id_number", "payer_id_number"):
+            if name in shown:
+                shown[name] = model.mask_id(shown[name])
+    return shown
+
+
+def get_parcel(uow: UnitOfWork, actor: Actor, order_no: str) -> dict:
+    """What became of an order: the documents received so far and, once decided, the result."""
+    require(actor.is_(*READERS), "role_not_allowed", "Parcels are seen by their parties, customs and the zone.")
+    with uow.read() as conn:
+        documents = _documents(conn, order_no)
+        if not documents or not _may_see_documents(actor, documents):
+            raise not_found("parcel", order_no)
+        row = _parcel_row(conn, order_no)
+        return {
+            "order_no": order_no,
+            "status": row["status"] if row else "waiting",
+            "documents": {kind.value: (_masked_body(kind, documents[kind]["body"], actor)
+                                       if kind in documents else None) for kind in Kind},
+            "result": parcel_view(row, actor) if row else None,
+        }
+
+
+def _parcel_if_visible(uow: UnitOfWork, actor: Actor, order_no: str) -> dict | None:
+    with uow.read() as conn:
+        row = _parcel_row(conn, order_no)
+        return parcel_view(row, actor) if row else None
+
+
+def list_parcels(uow: UnitOfWork, actor: Actor, decision: str | None = None, buyer: str | None = None,
+                 limit: int = 50, offset: int = 0) -> dict:
+    """Decided parcels the actor may see, newest first, by decision and buyer identity number."""
+    scope = _scope(actor)
+    if decision is not None and decision not in {d.value for d in Decision}:
+        raise ValidationFailed("decision is one of: release, inspect, reject.", "invalid_choice", "decision")
+    query = select(cbec_parcels)
+    if scope is not None:
+        query = query.where(scope)
+    if decision:
+        query = query.where(cbec_parcels.c.decision == decision)
+    if buyer:
+        query = query.where(cbec_parcels.c.buyer_id_number == buyer.strip().upper())
+    with uow.read() as conn:
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(query.order_by(cbec_parcels.c.decided_at.desc(), cbec_parcels.c.order_no)
+                            .limit(limit).offset(offset)).mappings().all()
+        return {"total": total, "limit": limit, "offset": offset,
+                "items": [parcel_view(r, actor) for r in rows]}
+
+
+def count_parcels(uow: UnitOfWork, actor: Actor, decision: str) -> int:
+    return list_parcels(uow, actor, decision, limit=1)["total"]
+
+
+def buyer_year(uow: UnitOfWork, actor: Actor, buyer: str, year: int) -> dict:
+    """A buyer's purchases in a calendar year, against the annual limit. Customs only."""
+    require(actor.is_(Role.CUSTOMS), "role_not_allowed", "A buyer's year is for customs officers.")
+    buyer = buyer.strip().upper()
+    with uow.read() as conn:
+        row = conn.execute(select(cbec_buyer_years).where(cbec_buyer_years.c.buyer_id_number == buyer,
+                                                          cbec_buyer_years.c.year == year)).mappings().first()
+        parcels = conn.execute(select(cbec_parcels).where(cbec_parcels.c.buyer_id_number == buyer,
+                                                          cbec_parcels.c.year == year)
+                               .order_by(cbec_parcels.c.ordered_at, cbec_parcels.c.order_no)).mappings().all()
+    total = from_minor_units(row["total_fen"]) if row else Decimal(0)
+    return {"buyer_id_number": buyer, "year": year, "total": format_amount(total),
+            "limit": format_amount(model.CBEC_ANNUAL_LIMIT),
+            "remaining": format_amount(model.CBEC_ANNUAL_LIMIT - total),
+            "parcels": [parcel_view(p, actor) for p in parcels]}
+
+
+def result_line(row: Mapping[str, Any]) -> dict:
+    """A parcel as one line of a results file: the issue's fields, identity number masked
+    (exports carry no personal data)."""
+    view = parcel_view(row, SYSTEM)
+    keep = ("order_no", "waybill_no", "buyer_id_number", "decision", "reasons", "customs_value", "duty",
+            "consumption_tax", "vat", "total_tax", "buyer_year_total_after")
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in view.items() if k in keep}

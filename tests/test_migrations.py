@@ -13,3 +13,12 @@ def test_the_migrated_schema_matches_the_tables_in_the_code(engine):
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         differences = compare_metadata(context, all_tables_metadata())
     assert differences == []
+
+
+def test_the_migrations_have_one_head():
+    # Contexts may be built side by side on branches, but what lands is merged into one line.
+    from alembic.script import ScriptDirectory
+
+    from tradewindow.migrations import alembic_config
+
+    assert len(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()) == 1

@@ -152,9 +152,8 @@ def test_another_trader_cannot_move_the_books_goods(bw, book):
     assert [b["id"] for b in bonded.list_books(bw.uow, bw["customs_officer"])] == [book["id"]]
 
 
+@pytest.mark.postgres
 def test_concurrent_releases_of_the_last_unit_let_exactly_one_through(bw, book, engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks under real concurrency: PostgreSQL")
     admit(bw, book, n=1, vins=[VINS[0]])
     outcomes: list[str] = []
     barrier = threading.Barrier(2)

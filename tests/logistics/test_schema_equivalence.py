@@ -14,7 +14,8 @@ import pytest
 
 from tests.logistics.test_capture_contract import examples
 from tests.support.reference import require_reference
-from tradewindow.logistics.schema import compile_schema, json_path
+from tradewindow.logistics.schema import compile_schema
+from tradewindow.platform.errors import json_path
 
 REPLACEMENTS = (None, 7, 2.5, "text", "", True, [], {}, ["urn:epc:id:sgtin:0614141.107346.2018"],
                 {"id": "urn:epc:id:sgln:0614141.07346.1234"})

@@ -33,7 +33,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from tradewindow.platform.errors import DomainError, Problem
+from tradewindow.platform.errors import DomainError, Problem, json_path
 from tradewindow.platform.settings import get_settings
 
 MAX_LISTED_ERRORS = 200
@@ -59,17 +59,6 @@ class CompiledSchema:
             if len(found) >= MAX_LISTED_ERRORS:
                 break
         return sorted(found, key=lambda p: (p.path, p.message))
-
-
-def json_path(parts: Any) -> str:
-    """['epcisBody', 'eventList', 1, 'sourceList'] -> 'epcisBody.eventList[1].sourceList'."""
-    path = ""
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += ("." if path else "") + str(part)
-    return path
 
 
 def compile_schema(path: Path) -> CompiledSchema:

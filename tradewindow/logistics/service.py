@@ -59,13 +59,7 @@ CHUNK = 500
 
 def _visible_parties(uow: UnitOfWork, actor: Actor) -> list[str] | None:
     """The enterprises whose consignments the actor sees; None: all (officers, administrators)."""
-    if actor.is_officer or actor.is_(Role.ADMIN):
-        return None
-    if actor.enterprise_id is None:
-        return []
-    ids = registry.visible_enterprise_ids(uow, actor)
-    # A bank sees every enterprise in the registry, but only its own consignments.
-    return [actor.enterprise_id] if ids is None else ids
+    return registry.own_scope(uow, actor)
 
 
 def _visible_consignments(parties: list[str]) -> Any:

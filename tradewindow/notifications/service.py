@@ -26,7 +26,7 @@ from tradewindow.notifications.tables import (
     webhook_subscriptions,
 )
 from tradewindow.platform import outbox
-from tradewindow.platform.auth import ENTERPRISE_ROLES, Actor, Role, new_secret
+from tradewindow.platform.auth import ENTERPRISE_ROLES, Actor, new_secret
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
@@ -158,13 +158,7 @@ def _feed_rows(uow: UnitOfWork, actor: Actor, condition: Any, order: Any, limit:
 
 def _feed_scope(uow: UnitOfWork, actor: Actor) -> list[str] | None:
     """Whose notifications the actor reads; None: everyone's (officers and administrators)."""
-    if actor.is_officer or actor.is_(Role.ADMIN):
-        return None
-    if actor.enterprise_id is None:
-        return []
-    ids = registry.visible_enterprise_ids(uow, actor)
-    # The registry lets banks look up every enterprise; their notifications stay their own.
-    return [actor.enterprise_id] if ids is None else ids
+    return registry.own_scope(uow, actor)
 
 
 def _feed_item(row: Any) -> dict:

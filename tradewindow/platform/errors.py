@@ -86,3 +86,15 @@ def require(condition: bool, code: str, message: str) -> None:
     """Permission check: refuses with 403 when the condition does not hold."""
     if not condition:
         raise Forbidden(message, code)
+
+
+def json_path(parts: object) -> str:
+    """A location in a JSON document as a problem path:
+    ['items', 0, 'value'] -> 'items[0].value'."""
+    path = ""
+    for part in parts:  # type: ignore[attr-defined]
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path

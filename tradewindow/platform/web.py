@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradewindow.platform.auth import Actor, Role, csrf_token_for
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.errors import DomainError, Forbidden, Problem, Unauthenticated
+from tradewindow.platform.errors import DomainError, Forbidden, Problem, Unauthenticated, json_path
 
 SESSION_COOKIE = "tw_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -145,13 +145,7 @@ def problem_path(loc: tuple | list) -> str:
         source, parts = parts[0], parts[1:]
         if source != "body" and parts:
             parts = [f"{source}.{parts[0]}", *parts[1:]]
-    path = ""
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += ("." if path else "") + str(part)
-    return path
+    return json_path(parts)
 
 
 def problems_from_validation(exc: RequestValidationError) -> list[Problem]:

@@ -732,6 +732,18 @@ def visible_enterprise_ids(uow: UnitOfWork, actor: Actor) -> list[str] | None:
         return _related_enterprise_ids(uow, actor)
 
 
+def own_scope(uow: UnitOfWork, actor: Actor) -> list[str] | None:
+    """Whose own records (notifications, consignments, ...) the actor sees: None for everyone's
+    (officers, administrators); an enterprise its own and, for a broker, its principals'. Banks
+    may look every enterprise up in the register, but their records stay their own."""
+    if actor.is_officer or actor.is_(Role.ADMIN):
+        return None
+    if actor.enterprise_id is None:
+        return []
+    ids = visible_enterprise_ids(uow, actor)
+    return [actor.enterprise_id] if ids is None else ids
+
+
 def _related_enterprise_ids(uow: UnitOfWork, actor: Actor) -> list[str]:
     if actor.enterprise_id is None:
         return []

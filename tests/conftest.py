@@ -21,6 +21,7 @@ os.environ.pop("TRADEWINDOW_DEMO_MODE", None)
 os.environ.setdefault("TRADEWINDOW_DATABASE_URL", "sqlite:///:memory:")
 
 from tests.support.browser import browser, page  # noqa: E402,F401
+from tests.support.nats import nats_server  # noqa: E402,F401
 from tests.support.postgres import postgres_cluster  # noqa: E402,F401
 from tradewindow.migrations import all_tables_metadata, upgrade  # noqa: E402
 from tradewindow.platform import auth  # noqa: E402
@@ -39,12 +40,14 @@ auth.SCRYPT_N = 2**4
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked `postgres` shows what only a database server can (row locks under real
     concurrency, a transaction committing late): its SQLite variant is not collected at all,
-    rather than collected and skipped."""
+    rather than collected and skipped. A job-queue contract test on NATS runs on one engine only."""
     keep, drop = [], []
     for item in items:
         variant = getattr(item, "callspec", None)
         on_sqlite = variant is not None and variant.params.get("engine") == "sqlite"
-        (drop if item.get_closest_marker("postgres") and on_sqlite else keep).append(item)
+        # A test of the JetStream job queue does not depend on the database engine: once is enough.
+        nats_twin = variant is not None and variant.params.get("queue") == "nats" and not on_sqlite
+        (drop if (item.get_closest_marker("postgres") and on_sqlite) or nats_twin else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -1,6 +1,7 @@
 """The job queue. `JobQueue` is the interface; `DatabaseJobQueue` keeps jobs in a table (the
 embedded default), and a NATS JetStream implementation can satisfy the same contract for
-deployments beyond one machine (settings.job_queue picks one).
+deployments beyond one machine (platform/nats_queue.py); settings.job_queue picks one through
+`job_queue(settings, uow_factory)`.
 
 A job is claimed by a conditional update (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock
 of BEGIN IMMEDIATE on SQLite), so two workers never run the same job. A claim is a lease: a
@@ -18,6 +19,7 @@ from sqlalchemy import func, insert, or_, select, update
 
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.ids import new_id
+from tradewindow.platform.settings import Settings
 from tradewindow.platform.tables import jobs
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
@@ -139,6 +141,19 @@ class DatabaseJobQueue:
         with self._uow().read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         return dict(row) if row else None
+
+
+def job_queue(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> JobQueue:
+    """The implementation settings.job_queue names: "database" (the embedded default) or "nats"
+    (JetStream at settings.nats_url, platform/nats_queue.py)."""
+    if settings.job_queue == "database":
+        return DatabaseJobQueue(uow_factory)
+    if settings.job_queue == "nats":
+        from tradewindow.platform.nats_queue import JetStreamJobQueue  # nats-py only where used
+
+        return JetStreamJobQueue(settings.nats_url,
+                                 lease=timedelta(seconds=settings.nats_ack_wait_seconds))
+    raise ValueError(f"TRADEWINDOW_JOB_QUEUE={settings.job_queue!r}: use \"database\" or \"nats\".")
 
 
 JobHandler = Callable[[UnitOfWork, dict[str, Any]], None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,8 +36,14 @@ class Settings(BaseSettings):
     token_hours: int = 12
     # Cookies are marked Secure when the site is served over HTTPS.
     secure_cookies: bool = False
-    # Job queue: "database" (embedded default); a NATS JetStream implementation will join it.
-    job_queue: str = "database"
+    # Job queue: "database" (embedded default) or "nats" (NATS JetStream at nats_url, for
+    # deployments beyond one machine; also carries the cross-border e-commerce stream).
+    job_queue: Literal["database", "nats"] = "database"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # How long a worker may hold a JetStream message before it is redelivered (the lease).
+    nats_ack_wait_seconds: float = 300
+    # The cross-border e-commerce stream is split by buyer into this many subjects (partitions).
+    cbec_stream_partitions: int = 8
     worker_poll_seconds: float = 0.5
 
 

@@ -11,22 +11,26 @@ import signal
 import socket
 import threading
 from time import monotonic
+from typing import Any
 
 from sqlalchemy import Engine
 
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.jobs import DatabaseJobQueue, registered_periodic, registered_queues
+from tradewindow.platform.jobs import JobQueue, job_queue, registered_periodic, registered_queues
 from tradewindow.platform.outbox import relay_pending
+from tradewindow.platform.settings import get_settings
 
 log = logging.getLogger("tradewindow.worker")
 
 
 class Worker:
-    def __init__(self, engine: Engine, poll_seconds: float = 0.5, name: str | None = None) -> None:
+    def __init__(self, engine: Engine, poll_seconds: float = 0.5, name: str | None = None,
+                 queue: JobQueue | None = None) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self.queue = DatabaseJobQueue(lambda: UnitOfWork(engine))
+        # The implementation settings.job_queue picks (database table or NATS JetStream).
+        self.queue: Any = queue or job_queue(get_settings(), lambda: UnitOfWork(engine))
         self.stopping = threading.Event()
         self._last_run: dict[str, float] = {}
 

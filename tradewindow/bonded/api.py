@@ -1,6 +1,6 @@
 """Bonded API: account books, admission of a released bonded-entry declaration, release to the
-domestic market (with a tax quote first), re-export, destruction, temporary removal and return,
-stocktaking, movement history, vehicles by VIN, reconciliation (JSON or CSV).
+domestic market (with a tax quote first), re-export, transfer to another zone, destruction,
+temporary removal and return, stocktaking, movement history, vehicles by VIN, reconciliation (JSON or CSV).
 
 Bodies are read by the service (every problem at once, unknown fields refused); quantities are
 decimal strings."""
@@ -81,6 +81,30 @@ def release(book_id: str, body: Json, uow: Uow, actor: Keeper) -> JSONResponse:
 def reexport(book_id: str, body: Json, uow: Uow, actor: Keeper) -> JSONResponse:
     requested = service.reexport(uow, actor, book_id, body)
     return _created({"request": requested.request, "declaration": requested.declaration}, requested.created)
+
+
+@router.post("/books/{book_id}/transfers")
+def request_transfer(book_id: str, body: Json, uow: Uow, actor: Keeper) -> JSONResponse:
+    """Transfer-out to `destination_book_id` (a book in another zone): reserved until approved there."""
+    requested = service.request_transfer(uow, actor, book_id, body)
+    return _created({"request": requested.request}, requested.created)
+
+
+@router.get("/books/{book_id}/transfers/incoming")
+def incoming_transfers(book_id: str, uow: Uow, actor: Reader) -> list[dict]:
+    return service.incoming_transfers(uow, actor, book_id)
+
+
+@router.post("/transfers/{request_id}/approve")
+def approve_transfer(request_id: str, uow: Uow, actor: Keeper, body: Annotated[dict[str, Any] | None, Body()] = None
+                     ) -> dict:
+    """The destination approves: transfer-out and transfer-in on both books; returns the transfer-in."""
+    return service.approve_transfer(uow, actor, request_id, body)
+
+
+@router.post("/transfers/{request_id}/cancel")
+def cancel_transfer(request_id: str, uow: Uow, actor: Keeper) -> dict:
+    return service.cancel_transfer(uow, actor, request_id)
 
 
 @router.post("/books/{book_id}/destructions")

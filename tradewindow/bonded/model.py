@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from stdnum import iso6346
@@ -44,6 +44,9 @@ class Location(StrEnum):
     # Virtual, like Odoo's "inventory adjustment" location: where a stocktaking shortage goes and
     # an overage comes from, so that an adjustment is a move like any other.
     STOCKTAKING = "stocktaking"
+    # Virtual, like Odoo's "production" location: materials consumed by a processing order go
+    # into it, the finished goods come out of it.
+    PRODUCTION = "production"
 
 
 # Goods the book still answers for: still bonded, duty suspended. Temporarily-out goods count:
@@ -65,12 +68,14 @@ class MoveKind(StrEnum):
     TEMPORARY_RETURN = "temporary_return"
     RELOCATION = "relocation"                # storage <-> exhibition <-> processing, inside the zone
     ADJUSTMENT = "adjustment"                # stocktaking difference
+    CONSUMPTION = "consumption"              # processing order: materials used up
+    PRODUCTION = "production"                # processing order: finished goods made
 
 
 # How the reconciliation report groups moves that cross the book's boundary.
-RECEIPT_KINDS = frozenset({MoveKind.ENTRY, MoveKind.TRANSFER_IN})
+RECEIPT_KINDS = frozenset({MoveKind.ENTRY, MoveKind.TRANSFER_IN, MoveKind.PRODUCTION})
 REMOVAL_KINDS = frozenset({MoveKind.RELEASE, MoveKind.REEXPORT, MoveKind.TRANSFER_OUT,
-                           MoveKind.DESTRUCTION})
+                           MoveKind.DESTRUCTION, MoveKind.CONSUMPTION})
 
 
 # --- serial numbers --------------------------------------------------------------------------------
@@ -250,8 +255,19 @@ class Consumption:
     taxable_excess: Decimal   # used beyond the allowance: treated as entering the domestic market
 
 
+QUANTITY_STEP = Decimal("0.001")
+
+
 def consumption(bom: BillOfMaterials, finished_quantity: Decimal, used: Decimal) -> Consumption:
     allowed = finished_quantity * bom.unit_consumption
+    return Consumption(allowed, used, max(used - allowed, ZERO))
+
+
+def booked_consumption(bom: BillOfMaterials, finished_quantity: Decimal, used: Decimal | None) -> Consumption:
+    """What a processing order books: the allowance to the thousandth (half up), the quantity used
+    (the allowance when not given) and the excess over the allowance, which is taxable."""
+    allowed = (finished_quantity * bom.unit_consumption).quantize(QUANTITY_STEP, ROUND_HALF_UP)
+    used = allowed if used is None else used
     return Consumption(allowed, used, max(used - allowed, ZERO))
 
 

@@ -68,6 +68,7 @@ def _detail(request: Request, uow: UnitOfWork, actor: Actor, book_id: str, statu
                   book=service.get_book(uow, actor, book_id), units=service.list_units(uow, actor, book_id,
                                                                                         context["q"]),
                   temporarily_out=service.temporarily_out(uow, actor, book_id),
+                  incoming=service.incoming_transfers(uow, actor, book_id),
                   may_keep=actor.is_(*service.KEEPERS), may_supervise=actor.is_(*service.SUPERVISORS),
                   **{"problems": [], "quote": None, "values": {}, **context})
 
@@ -123,6 +124,38 @@ async def release(request: Request, book_id: str, uow: Uow, actor: PageActor) ->
         return _detail(request, uow, actor, book_id, status_code=exc.status, problems=exc.problems, values=values)
     return RedirectResponse(f"/declarations/{requested.declaration['id']}", status_code=303) \
         if requested.declaration else RedirectResponse(f"/bonded/{book_id}", status_code=303)
+
+
+@router.post("/bonded/{book_id}/transfer")
+async def transfer(request: Request, book_id: str, uow: Uow, actor: PageActor) -> Any:
+    """Transfer-out to a book in another zone; it waits for the destination's approval."""
+    form = await request.form()
+    raw: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in ("client_reference", "destination_book_id",
+                                                                      "reason")}
+    raw = {k: v for k, v in raw.items() if v}
+    try:
+        service.request_transfer(uow, actor, book_id, {**raw, "lines": _lines(form)})
+    except DomainError as exc:
+        return _detail(request, uow, actor, book_id, status_code=exc.status, problems=exc.problems)
+    return RedirectResponse(f"/bonded/{book_id}?done=transfer", status_code=303)
+
+
+@router.post("/bonded/transfers/{request_id}/{decision}")
+async def decide_transfer(request: Request, request_id: str, decision: str, uow: Uow, actor: PageActor) -> Any:
+    """The destination approves (or refuses) an incoming transfer; the sender may withdraw it."""
+    form = await request.form()
+    book_id = str(form.get("book_id", "")).strip()
+    try:
+        if decision == "approve":
+            service.approve_transfer(uow, actor, request_id,
+                                     {"location": str(form.get("location") or "bonded_storage")})
+        elif decision == "cancel":
+            service.cancel_transfer(uow, actor, request_id, str(form.get("reason", "")).strip())
+        else:
+            return _detail(request, uow, actor, book_id, status_code=404)
+    except DomainError as exc:
+        return _detail(request, uow, actor, book_id, status_code=exc.status, problems=exc.problems)
+    return RedirectResponse(f"/bonded/{book_id}?done=transfer-{decision}", status_code=303)
 
 
 @router.post("/bonded/{book_id}/{action}")

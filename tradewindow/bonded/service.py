@@ -330,6 +330,7 @@ def _lot_view(lot: dict, items: dict[str, dict], stock: Stock) -> dict:
             "description": item["description"], "unit": item["unit"], "declaration_id": lot["declaration_id"],
             "declaration_number": lot["declaration_number"], "line_number": lot["line_number"],
             "admitted": lot["quantity"], "origin": lot["origin"], "received_at": lot["received_at"],
+            "value": lot["value"], "currency": lot["currency"], "source_lot_id": lot["source_lot_id"],
             "balances": at, "reserved": model.quantity_text(reserved)}
 
 
@@ -482,13 +483,15 @@ def _by_reference(uow: UnitOfWork, book_id: str, reference: str) -> dict | None:
 
 def _store_request(uow: UnitOfWork, actor: Actor, book_id: str, kind: MoveKind, reference: str,
                    lines: list[Line], status: str = "pending", declaration: Mapping | None = None,
-                   due_day: date | None = None, reason: str = "") -> str:
-    request_id = new_id()
+                   due_day: date | None = None, reason: str = "", request_id: str | None = None,
+                   counterpart_book_id: str | None = None, counterpart_request_id: str | None = None) -> str:
+    request_id = request_id or new_id()
     uow.conn.execute(insert(bonded_requests).values(
         id=request_id, book_id=book_id, kind=kind.value, status=status, client_reference=reference,
         declaration_id=declaration["id"] if declaration else None,
         declaration_number=declaration["number"] if declaration else None, due_day=due_day, reason=reason,
-        created_at=utcnow(), created_by=actor.username, done_at=utcnow() if status == "done" else None))
+        created_at=utcnow(), created_by=actor.username, done_at=utcnow() if status == "done" else None,
+        counterpart_book_id=counterpart_book_id, counterpart_request_id=counterpart_request_id))
     for line in lines:
         uow.conn.execute(insert(bonded_request_lines).values(
             id=new_id(), request_id=request_id, lot_id=line.lot_id, unit_id=line.unit_id,
@@ -505,6 +508,7 @@ def _request_view(uow: UnitOfWork, row: Mapping) -> dict:
             "client_reference": row["client_reference"], "declaration_id": row["declaration_id"],
             "declaration_number": row["declaration_number"], "due_day": row["due_day"], "reason": row["reason"],
             "created_at": row["created_at"], "created_by": row["created_by"], "done_at": row["done_at"],
+            "counterpart_book_id": row["counterpart_book_id"], "counterpart_request_id": row["counterpart_request_id"],
             "lines": [{"lot_id": line["lot_id"], "serial": line["serial"], "location": line["location"],
                        "quantity": line["quantity"]} for line in lines]}
 
@@ -650,9 +654,14 @@ def _raise_stock_first(problems: Problems) -> None:
 
 
 def _entry_items(uow: UnitOfWork, actor: Actor, declaration_ids: set[str]) -> dict[tuple[str, int], dict]:
+    """The entry declaration's items behind the lots (licences, certificates of origin). A lot that
+    came by transfer or out of processing is traced to a transfer or an order instead: none."""
     found = {}
     for declaration_id in declaration_ids:
-        declaration = customs.get_declaration(uow, actor, declaration_id)
+        try:
+            declaration = customs.get_declaration(uow, actor, declaration_id)
+        except NotFound:
+            continue
         for item in declaration["filing"]["items"]:
             found[(declaration_id, item["line_number"])] = item
     return found
@@ -806,6 +815,180 @@ def temporarily_out(uow: UnitOfWork, actor: Actor, book_id: str) -> list[dict]:
             bonded_requests.c.id.not_in(returned)).order_by(bonded_requests.c.due_day)).mappings().all()
         today = business_day(utcnow())
         return [{**_request_view(uow, r), "overdue": r["due_day"] is not None and r["due_day"] < today} for r in rows]
+
+
+# --- transfer to another zone -------------------------------------------------------------------------
+
+TRANSFER_FIELDS = frozenset({"client_reference", "destination_book_id", "lines", "reason"})
+
+
+def request_transfer(uow: UnitOfWork, actor: Actor, book_id: str, raw: object) -> Requested:
+    """Transfer-out to a book in another zone (named by `destination_book_id`, which its keeper
+    gives to the sender): the goods are reserved, and nothing moves until the destination
+    approves (approve_transfer). The same client reference again returns the first request."""
+    with uow.transaction():
+        book = _keeper_book(uow, actor, book_id)
+        problems = Problems()
+        fields = _reader(raw, problems)
+        fields.refuse_unknown(TRANSFER_FIELDS)
+        reference = fields.text("client_reference", required=True, max_length=60)
+        if reference and (done := _by_reference(uow, book_id, reference)):
+            return Requested(done, None, created=False)
+        destination_id = fields.text("destination_book_id", required=True, max_length=26)
+        reason = fields.text("reason", max_length=2000)
+        destination = None
+        if destination_id == book_id:
+            fields.add("destination_book_id", "same_book", "A transfer goes to another book.")
+        elif destination_id:
+            destination = uow.conn.execute(select(bonded_books).where(bonded_books.c.id == destination_id)
+                                           ).mappings().first()
+            if destination is None:
+                fields.add("destination_book_id", "unknown_book", f"No account book {destination_id}.")
+        raw_lines = fields.items("lines", required=True, max_items=500) or []
+        lines = _resolve_lines(uow, book_id, raw_lines, _stock(uow, book_id), problems)
+        if problems:
+            _raise_stock_first(problems)
+        assert reference is not None and destination is not None
+        request_id = _store_request(uow, actor, book_id, MoveKind.TRANSFER_OUT, reference, lines,
+                                    reason=reason or "", counterpart_book_id=destination["id"])
+        uow.audit(actor, "bonded.transfer_requested", "bonded_request", request_id, None,
+                  {"destination_book_id": destination["id"], "lines": len(lines)})
+        for enterprise_id in {book["enterprise_id"], destination["enterprise_id"]}:
+            uow.emit("bonded.transfer.requested", "bonded_request", request_id,
+                     {"book_id": book_id, "destination_book_id": destination["id"]}, owner_enterprise_id=enterprise_id)
+        return Requested(_by_reference(uow, book_id, reference) or {}, None, created=True)
+
+
+def incoming_transfers(uow: UnitOfWork, actor: Actor, book_id: str) -> list[dict]:
+    """Transfers to this book waiting for its approval, with the goods they carry."""
+    with uow.read() as conn:
+        _visible_book(uow, actor, book_id)
+        rows = conn.execute(select(bonded_requests).where(
+            bonded_requests.c.counterpart_book_id == book_id, bonded_requests.c.kind == MoveKind.TRANSFER_OUT.value,
+            bonded_requests.c.status == "pending").order_by(bonded_requests.c.id)).mappings().all()
+        return [_transfer_view(uow, row) for row in rows]
+
+
+def _transfer_view(uow: UnitOfWork, row: Mapping) -> dict:
+    """A transfer-out as both books see it: the sender, and each line's goods."""
+    view = _request_view(uow, row)
+    source = _book_row(uow, row["book_id"])
+    lots, items = _lots(uow, row["book_id"]), _items(uow, row["book_id"])
+    for line in view["lines"]:
+        item = items[lots[line["lot_id"]]["item_id"]]
+        line.update(tariff_code=item["tariff_code"], description=item["description"], unit=item["unit"])
+    return {**view, "source_book_id": source["id"], "source_book_name": source["name"]}
+
+
+def approve_transfer(uow: UnitOfWork, actor: Actor, request_id: str, raw: object | None = None) -> dict:
+    """The destination's keeper approves a transfer to its book; in one transaction the goods
+    move out of the sending book (transfer_out, to the other zone) and into new lots of the
+    receiving one (transfer_in), each lot traced to the lot it came from, vehicles by the same
+    VIN. Returns the transfer-in request."""
+    require(actor.is_(*KEEPERS), "role_not_allowed", "A transfer is approved by the receiving book's enterprise.")
+    problems = Problems()
+    fields = _reader(raw or {}, problems)
+    fields.refuse_unknown(frozenset({"location"}))
+    into = Location(fields.choice("location", {Location.BONDED_STORAGE.value, Location.BONDED_EXHIBITION.value})
+                    or Location.BONDED_STORAGE.value)
+    problems.raise_if_any()
+    with uow.transaction() as conn:
+        row = _transfer_row(uow, request_id)
+        destination_id = row["counterpart_book_id"]
+        # Both books locked, in a fixed order so that two transfers between them cannot deadlock.
+        for locked in sorted({row["book_id"], destination_id}):
+            _book_row(uow, locked, for_update=True)
+        destination = _visible_book(uow, actor, destination_id)
+        row = _transfer_row(uow, request_id)
+        if row["status"] != "pending":
+            raise Conflict(f"This transfer is {row['status']}.", "transfer_not_pending")
+        source = _book_row(uow, row["book_id"])
+        out_lines = conn.execute(select(bonded_request_lines).where(
+            bonded_request_lines.c.request_id == request_id).order_by(bonded_request_lines.c.id)).mappings().all()
+        _carry_out(uow, actor, dict(row), None)                     # transfer_out on the sending book
+        source_lots, source_items = _lots(uow, source["id"]), _items(uow, source["id"])
+        in_request_id, now = new_id(), utcnow()
+        day = business_day(now)
+        grouped: dict[str, list[Mapping]] = {}
+        for line in out_lines:
+            grouped.setdefault(line["lot_id"], []).append(line)
+        in_lines: list[Line] = []
+        for number, (lot_id, group) in enumerate(grouped.items(), start=1):
+            origin = source_lots[lot_id]
+            quantity = sum((Decimal(line["quantity"]) for line in group), ZERO)
+            share = quantity / Decimal(origin["quantity"])
+            item_id = _item_id(uow, destination_id, source_items[origin["item_id"]])
+            new_lot = new_id()
+            conn.execute(insert(bonded_lots).values(
+                id=new_lot, book_id=destination_id, item_id=item_id, declaration_id=in_request_id,
+                declaration_number=origin["declaration_number"], line_number=number,
+                quantity=model.quantity_text(quantity), origin=origin["origin"], currency=origin["currency"],
+                value=str(round_money(Decimal(origin["value"]) * share, origin["currency"])),
+                net_mass_kg=_mass(origin["net_mass_kg"], share) if origin["net_mass_kg"] else None,
+                gross_mass_kg=_mass(origin["gross_mass_kg"], share) if origin["gross_mass_kg"] else None,
+                country_of_dispatch=origin["country_of_dispatch"], customs_office=origin["customs_office"],
+                received_at=now, source_lot_id=lot_id))
+            note = f"transfer in from {source['name']} ({row['client_reference']})"
+            for line in group:
+                unit_id = None
+                if line["unit_id"]:
+                    unit = conn.execute(select(bonded_units).where(bonded_units.c.id == line["unit_id"])
+                                        ).mappings().one()
+                    unit_id = new_id()
+                    conn.execute(insert(bonded_units).values(id=unit_id, book_id=destination_id, lot_id=new_lot,
+                                                             kind=unit["kind"], serial=unit["serial"]))
+                elif in_lines and in_lines[-1].lot_id == new_lot:
+                    continue                                        # fungible: one move per new lot
+                moved = Decimal(1) if unit_id else quantity
+                in_lines.append(Line(new_lot, unit_id, into, moved))
+                _move(uow, actor, destination_id, new_lot, item_id, unit_id, MoveKind.TRANSFER_IN,
+                      Location.OTHER_ZONE, into, moved, None, day, now, note, in_request_id)
+        _store_request(uow, actor, destination_id, MoveKind.TRANSFER_IN, f"IN-{request_id}", in_lines, status="done",
+                       reason=row["reason"], request_id=in_request_id, counterpart_book_id=source["id"],
+                       counterpart_request_id=request_id)
+        conn.execute(update(bonded_requests).where(bonded_requests.c.id == request_id)
+                     .values(counterpart_request_id=in_request_id))
+        uow.audit(actor, "bonded.transfer_approved", "bonded_request", request_id, {"status": "pending"},
+                  {"status": "done", "transfer_in": in_request_id})
+        for enterprise_id in {source["enterprise_id"], destination["enterprise_id"]}:
+            uow.emit("bonded.transfer.approved", "bonded_request", request_id,
+                     {"book_id": source["id"], "destination_book_id": destination_id,
+                      "transfer_in_request_id": in_request_id}, owner_enterprise_id=enterprise_id)
+        return _request_view(uow, conn.execute(select(bonded_requests).where(
+            bonded_requests.c.id == in_request_id)).mappings().one())
+
+
+def cancel_transfer(uow: UnitOfWork, actor: Actor, request_id: str, reason: str = "") -> dict:
+    """The sender withdraws a transfer not yet approved, or the destination refuses it: the
+    reserved goods are free again."""
+    require(actor.is_(*KEEPERS), "role_not_allowed", "A transfer is cancelled by one of its two books' enterprises.")
+    with uow.transaction() as conn:
+        row = _transfer_row(uow, request_id)
+        for locked in sorted({row["book_id"], row["counterpart_book_id"]}):
+            _book_row(uow, locked, for_update=True)
+        ids = _visible_enterprises(uow, actor) or []
+        books = {b["id"]: b for b in (_book_row(uow, row["book_id"]), _book_row(uow, row["counterpart_book_id"]))}
+        if not any(book["enterprise_id"] in ids for book in books.values()):
+            raise not_found("transfer", request_id)
+        row = _transfer_row(uow, request_id)
+        if row["status"] != "pending":
+            raise Conflict(f"This transfer is {row['status']}.", "transfer_not_pending")
+        conn.execute(update(bonded_requests).where(bonded_requests.c.id == request_id)
+                     .values(status="cancelled", done_at=utcnow()))
+        uow.audit(actor, "bonded.transfer_cancelled", "bonded_request", request_id, {"status": "pending"},
+                  {"status": "cancelled", "reason": reason})
+        for book in books.values():
+            uow.emit("bonded.transfer.cancelled", "bonded_request", request_id, {"book_id": row["book_id"]},
+                     owner_enterprise_id=book["enterprise_id"])
+        return _request_view(uow, _transfer_row(uow, request_id))
+
+
+def _transfer_row(uow: UnitOfWork, request_id: str) -> dict:
+    row = uow.conn.execute(select(bonded_requests).where(
+        bonded_requests.c.id == request_id, bonded_requests.c.kind == MoveKind.TRANSFER_OUT.value)).mappings().first()
+    if row is None:
+        raise not_found("transfer", request_id)
+    return dict(row)
 
 
 # --- stocktaking -------------------------------------------------------------------------------------

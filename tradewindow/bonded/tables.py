@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
-from tradewindow.platform.db import UtcDateTime, id_column_type, metadata
+from tradewindow.platform.db import Json, UtcDateTime, id_column_type, metadata
 
 bonded_books = Table(
     "bonded_books", metadata,
@@ -50,6 +50,10 @@ bonded_lots = Table(
     Column("country_of_dispatch", String(2)),
     Column("customs_office", String(20), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
+    # A lot that came from another book (transfer) or out of processing: declaration_id is then
+    # the transfer-in request or the processing order that made it, and source_lot_id the lot it
+    # was carved from (None for processing output).
+    Column("source_lot_id", id_column_type()),
     UniqueConstraint("declaration_id", "line_number"),
     Index("ix_bonded_lots_book", "book_id", "item_id"),
 )
@@ -79,8 +83,13 @@ bonded_requests = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("created_by", String(100), nullable=False),
     Column("done_at", UtcDateTime()),
+    # Transfers: the other book (destination of a transfer-out, source of a transfer-in) and,
+    # once approved, the other book's request.
+    Column("counterpart_book_id", id_column_type()),
+    Column("counterpart_request_id", id_column_type()),
     UniqueConstraint("book_id", "client_reference"),
     Index("ix_bonded_requests_declaration", "declaration_id"),
+    Index("ix_bonded_requests_counterpart", "counterpart_book_id", "status"),
 )
 
 bonded_request_lines = Table(
@@ -116,4 +125,49 @@ bonded_moves = Table(
     Index("ix_bonded_moves_book_day", "book_id", "day"),
     Index("ix_bonded_moves_lot", "lot_id"),
     Index("ix_bonded_moves_unit", "unit_id"),
+)
+
+# --- processing trade (migration 0008) ---------------------------------------------------------------
+
+bonded_boms = Table(
+    "bonded_boms", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("book_id", id_column_type(), ForeignKey("bonded_books.id"), nullable=False),
+    Column("finished_item_id", id_column_type(), ForeignKey("bonded_items.id"), nullable=False),
+    Column("material_item_id", id_column_type(), ForeignKey("bonded_items.id"), nullable=False),
+    Column("net_consumption", String(40), nullable=False),
+    Column("loss_rate", String(40), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    UniqueConstraint("book_id", "finished_item_id", "material_item_id", "valid_from"),
+)
+
+bonded_processing_orders = Table(
+    "bonded_processing_orders", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("book_id", id_column_type(), ForeignKey("bonded_books.id"), nullable=False),
+    Column("client_reference", String(64), nullable=False),
+    Column("finished_item_id", id_column_type(), ForeignKey("bonded_items.id"), nullable=False),
+    Column("finished_lot_id", id_column_type(), ForeignKey("bonded_lots.id"), nullable=False),
+    Column("quantity", String(40), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    UniqueConstraint("book_id", "client_reference"),
+)
+
+bonded_processing_materials = Table(
+    "bonded_processing_materials", metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("order_id", id_column_type(), ForeignKey("bonded_processing_orders.id"), nullable=False),
+    Column("material_item_id", id_column_type(), ForeignKey("bonded_items.id"), nullable=False),
+    Column("bom_id", id_column_type(), ForeignKey("bonded_boms.id"), nullable=False),
+    Column("allowed", String(40), nullable=False),            # finished quantity × unit consumption
+    Column("used", String(40), nullable=False),
+    Column("taxable_excess", String(40), nullable=False),     # used beyond the allowance
+    Column("excess_value", String(40)),                       # in the material lots' currency
+    Column("excess_taxes", Json()),                             # the duty and taxes the excess carries
+    Index("ix_bonded_processing_materials_order", "order_id"),
 )

@@ -168,6 +168,34 @@ async def enterprise_create(request: Request, uow: Uow, actor: PageActor) -> Any
     return RedirectResponse(f"/enterprises/{created['id']}?created=1", status_code=303)
 
 
+@router.get("/enterprises/startup")
+def startup_form(request: Request, actor: PageActor) -> Any:
+    _require_zone_staff(actor)
+    values = {**_empty_form(), "client_reference": "", "licences": [], "first_username": "", "first_role": "trader"}
+    return render(request, "registry/startup.html", actor, licence_types=LICENCE_TYPES,
+                  **_form_context(values, [], editing=None))
+
+
+@router.post("/enterprises/startup")
+async def startup_file(request: Request, uow: Uow, actor: PageActor) -> Any:
+    form = await request.form()
+    values = {**await _enterprise_values(request), "client_reference": str(form.get("client_reference", "")).strip(),
+              "licences": [str(v) for v in form.getlist("licences")],
+              "first_username": str(form.get("first_username", "")).strip(),
+              "first_role": str(form.get("first_role", "trader"))}
+    first_user = None
+    if values["first_username"]:
+        first_user = {"username": values["first_username"], "password": str(form.get("first_password", "")),
+                      "role": values["first_role"]}
+    try:
+        filed = service.start_up_enterprise(uow, actor, values["client_reference"], _input(values),
+                                            values["licences"], first_user)
+    except DomainError as exc:
+        return render(request, "registry/startup.html", actor, status_code=exc.status, licence_types=LICENCE_TYPES,
+                      **_form_context(values, exc.problems, editing=None))
+    return RedirectResponse(f"/enterprises/{filed['enterprise']['id']}?created=1", status_code=303)
+
+
 @router.get("/enterprises/{enterprise_id}")
 def enterprise_detail(request: Request, enterprise_id: str, uow: Uow, actor: PageActor,
                       created: int = 0) -> Any:

@@ -7,14 +7,17 @@ it to us as `app.state.authenticator`, so this floor does not import the registr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -290,3 +293,21 @@ def add_dashboard_cards(provider: DashboardCards, order: int = 50) -> None:
 
 def dashboard_cards(uow: UnitOfWork, actor: Actor) -> list[dict[str, Any]]:
     return [card for _, provider in _dashboard for card in provider(uow, actor)]
+
+
+# --- a fast JSON answer for the hot paths ----------------------------------------------------------
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_answer(content: Any, status_code: int = 200) -> Response:
+    """The same JSON FastAPI's encoder gives for our plain dicts (dates and times in ISO 8601,
+    decimals as strings), written in one pass: on lodging, the generic encoder cost as much as
+    a fifth of the request."""
+    body = json.dumps(content, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return Response(body.encode(), status_code=status_code, media_type="application/json")

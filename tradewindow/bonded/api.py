@@ -1,5 +1,6 @@
 """Bonded API: account books, admission of a released bonded-entry declaration, release to the
-domestic market (with a tax quote first), re-export, transfer to another zone, destruction,
+domestic market (with a tax quote first), re-export, transfer to another zone, processing
+(bills of materials, orders), destruction,
 temporary removal and return, stocktaking, movement history, vehicles by VIN, reconciliation (JSON or CSV).
 
 Bodies are read by the service (every problem at once, unknown fields refused); quantities are
@@ -105,6 +106,29 @@ def approve_transfer(request_id: str, uow: Uow, actor: Keeper, body: Annotated[d
 @router.post("/transfers/{request_id}/cancel")
 def cancel_transfer(request_id: str, uow: Uow, actor: Keeper) -> dict:
     return service.cancel_transfer(uow, actor, request_id)
+
+
+@router.get("/books/{book_id}/boms")
+def list_boms(book_id: str, uow: Uow, actor: Reader) -> list[dict]:
+    return service.list_boms(uow, actor, book_id)
+
+
+@router.post("/books/{book_id}/boms", status_code=201)
+def record_bom(book_id: str, body: Json, uow: Uow, actor: Keeper) -> dict:
+    """A bill-of-materials line: finished item, material, net consumption, process loss rate, validity."""
+    return service.record_bom(uow, actor, book_id, body)
+
+
+@router.get("/books/{book_id}/processing-orders")
+def list_processing_orders(book_id: str, uow: Uow, actor: Reader) -> list[dict]:
+    return service.list_processing_orders(uow, actor, book_id)
+
+
+@router.post("/books/{book_id}/processing-orders")
+def process(book_id: str, body: Json, uow: Uow, actor: Keeper) -> JSONResponse:
+    """Consume materials by the bills of materials and make finished goods; excess flagged taxable."""
+    processed = service.process(uow, actor, book_id, body)
+    return _created(processed.order, processed.created)
 
 
 @router.post("/books/{book_id}/destructions")

@@ -69,6 +69,8 @@ def _detail(request: Request, uow: UnitOfWork, actor: Actor, book_id: str, statu
                                                                                         context["q"]),
                   temporarily_out=service.temporarily_out(uow, actor, book_id),
                   incoming=service.incoming_transfers(uow, actor, book_id),
+                  boms=service.list_boms(uow, actor, book_id),
+                  orders=service.list_processing_orders(uow, actor, book_id),
                   may_keep=actor.is_(*service.KEEPERS), may_supervise=actor.is_(*service.SUPERVISORS),
                   **{"problems": [], "quote": None, "values": {}, **context})
 
@@ -138,6 +140,38 @@ async def transfer(request: Request, book_id: str, uow: Uow, actor: PageActor) -
     except DomainError as exc:
         return _detail(request, uow, actor, book_id, status_code=exc.status, problems=exc.problems)
     return RedirectResponse(f"/bonded/{book_id}?done=transfer", status_code=303)
+
+
+@router.post("/bonded/{book_id}/process")
+async def process(request: Request, book_id: str, uow: Uow, actor: PageActor) -> Any:
+    """A processing order: the finished item and quantity, optionally what one material really used."""
+    form = await request.form()
+    raw: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in ("client_reference", "finished_item_id",
+                                                                      "quantity")}
+    if str(form.get("material_item_id", "")).strip() and str(form.get("material_used", "")).strip():
+        raw["materials"] = [{"item_id": str(form["material_item_id"]).strip(),
+                             "quantity": str(form["material_used"]).strip()}]
+    try:
+        service.process(uow, actor, book_id, {k: v for k, v in raw.items() if v})
+    except DomainError as exc:
+        return _detail(request, uow, actor, book_id, status_code=exc.status, problems=exc.problems)
+    return RedirectResponse(f"/bonded/{book_id}?done=process", status_code=303)
+
+
+@router.post("/bonded/{book_id}/bom")
+async def record_bom(request: Request, book_id: str, uow: Uow, actor: PageActor) -> Any:
+    form = await request.form()
+    raw: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in (
+        "finished_item_id", "material_item_id", "net_consumption", "loss_rate", "valid_from", "valid_to")}
+    raw = {k: v for k, v in raw.items() if v}
+    finished = {k: str(form.get(f"finished_{k}", "")).strip() for k in ("tariff_code", "description", "unit")}
+    if "finished_item_id" not in raw and any(finished.values()):
+        raw["finished"] = finished
+    try:
+        service.record_bom(uow, actor, book_id, raw)
+    except DomainError as exc:
+        return _detail(request, uow, actor, book_id, status_code=exc.status, problems=exc.problems)
+    return RedirectResponse(f"/bonded/{book_id}?done=bom", status_code=303)
 
 
 @router.post("/bonded/transfers/{request_id}/{decision}")

@@ -29,10 +29,13 @@ from sqlalchemy import and_, func, insert, select, update
 from tradewindow.bonded import model
 from tradewindow.bonded.model import Location, MoveKind
 from tradewindow.bonded.tables import (
+    bonded_boms,
     bonded_books,
     bonded_items,
     bonded_lots,
     bonded_moves,
+    bonded_processing_materials,
+    bonded_processing_orders,
     bonded_request_lines,
     bonded_requests,
     bonded_units,
@@ -989,6 +992,239 @@ def _transfer_row(uow: UnitOfWork, request_id: str) -> dict:
     if row is None:
         raise not_found("transfer", request_id)
     return dict(row)
+
+
+# --- processing trade ------------------------------------------------------------------------------------
+
+BOM_FIELDS = frozenset({"finished", "finished_item_id", "material_item_id", "net_consumption", "loss_rate",
+                        "valid_from", "valid_to"})
+FINISHED_FIELDS = frozenset({"tariff_code", "description", "unit"})
+ORDER_FIELDS = frozenset({"client_reference", "finished_item_id", "quantity", "materials"})
+
+
+def _processing_book(uow: UnitOfWork, actor: Actor, book_id: str) -> dict:
+    book = _keeper_book(uow, actor, book_id)
+    if book["kind"] != model.BookKind.PROCESSING_TRADE.value:
+        raise Conflict("Bills of materials and processing orders belong to a processing-trade book.",
+                       "not_a_processing_book")
+    return book
+
+
+def record_bom(uow: UnitOfWork, actor: Actor, book_id: str, raw: object) -> dict:
+    """A bill-of-materials line: how much of a material (an item of the book) one unit of the
+    finished item consumes net, the process loss rate and the validity. The finished item is named
+    by id or described (`finished`: tariff_code, description, unit); it need not be in stock."""
+    problems = Problems()
+    fields = _reader(raw, problems)
+    fields.refuse_unknown(BOM_FIELDS)
+    finished_id = fields.text("finished_item_id", max_length=26)
+    finished = fields.obj("finished")
+    material_id = fields.text("material_item_id", required=True, max_length=26)
+    net = fields.amount("net_consumption", required=True, positive=True)
+    loss = fields.rate("loss_rate", below_one=True) or ZERO
+    valid_from = fields.day("valid_from") or business_day(utcnow())
+    valid_to = fields.day("valid_to")
+    if valid_to is not None and valid_to < valid_from:
+        fields.add("valid_to", "invalid_period", "The bill of materials ends before it starts.")
+    described = None
+    if finished is not None:
+        reader = _reader(finished, problems, "finished")
+        reader.refuse_unknown(FINISHED_FIELDS)
+        code = reader.text("tariff_code", required=True, max_length=10)
+        if code and not (code.isdigit() and len(code) in (8, 10)):
+            reader.add("tariff_code", "invalid_tariff_code", "A tariff line has 8 or 10 digits.")
+        described = {"tariff_code": code, "description": reader.text("description", required=True, max_length=255),
+                     "unit": reader.text("unit", required=True, max_length=3)}
+    elif not finished_id:
+        fields.add("finished_item_id", "required", "Name the finished item (finished_item_id or finished).")
+    problems.raise_if_any()
+    assert net is not None and material_id is not None
+    with uow.transaction() as conn:
+        book = _processing_book(uow, actor, book_id)
+        items = _items(uow, book_id)
+        if material_id not in items:
+            fields.add("material_item_id", "unknown_item", f"No item {material_id} in this book.")
+        if finished_id and finished_id not in items:
+            fields.add("finished_item_id", "unknown_item", f"No item {finished_id} in this book.")
+        problems.raise_if_any()
+        if described is not None:
+            finished_id = _item_id(uow, book_id, described)
+        assert finished_id is not None
+        if finished_id == material_id:
+            raise ValidationFailed("An item is not its own material.", "same_item", "material_item_id")
+        bom_id = new_id()
+        conn.execute(insert(bonded_boms).values(
+            id=bom_id, book_id=book_id, finished_item_id=finished_id, material_item_id=material_id,
+            net_consumption=model.quantity_text(net), loss_rate=model.quantity_text(loss), valid_from=valid_from,
+            valid_to=valid_to, created_at=utcnow(), created_by=actor.username))
+        uow.audit(actor, "bonded.bom_recorded", "bonded_book", book_id, None,
+                  {"bom": bom_id, "finished_item_id": finished_id, "material_item_id": material_id,
+                   "net_consumption": str(net), "loss_rate": str(loss)})
+        uow.emit("bonded.bom.recorded", "bonded_book", book_id, {"bom": bom_id},
+                 owner_enterprise_id=book["enterprise_id"])
+        return _bom_view(_bom_row(uow, bom_id), _items(uow, book_id))
+
+
+def list_boms(uow: UnitOfWork, actor: Actor, book_id: str) -> list[dict]:
+    with uow.read() as conn:
+        _visible_book(uow, actor, book_id)
+        items = _items(uow, book_id)
+        rows = conn.execute(select(bonded_boms).where(bonded_boms.c.book_id == book_id).order_by(
+            bonded_boms.c.finished_item_id, bonded_boms.c.material_item_id, bonded_boms.c.valid_from)).mappings()
+        return [_bom_view(row, items) for row in rows]
+
+
+def _bom_row(uow: UnitOfWork, bom_id: str) -> Mapping:
+    return uow.conn.execute(select(bonded_boms).where(bonded_boms.c.id == bom_id)).mappings().one()
+
+
+def _bom(row: Mapping) -> model.BillOfMaterials:
+    return model.BillOfMaterials(row["finished_item_id"], row["material_item_id"], Decimal(row["net_consumption"]),
+                                 Decimal(row["loss_rate"]), row["valid_from"], row["valid_to"])
+
+
+def _bom_view(row: Mapping, items: dict[str, dict]) -> dict:
+    bom = _bom(row)
+    return {"id": row["id"], "finished_item_id": row["finished_item_id"],
+            "finished": items[row["finished_item_id"]]["description"], "material_item_id": row["material_item_id"],
+            "material": items[row["material_item_id"]]["description"], "net_consumption": row["net_consumption"],
+            "loss_rate": row["loss_rate"],
+            "unit_consumption": model.quantity_text(bom.unit_consumption.quantize(Decimal("0.000001"))),
+            "valid_from": row["valid_from"], "valid_to": row["valid_to"]}
+
+
+@dataclass(frozen=True)
+class Processed:
+    order: dict
+    created: bool
+
+
+def process(uow: UnitOfWork, actor: Actor, book_id: str, raw: object) -> Processed:
+    """A processing order: makes `quantity` of the finished item out of the materials its bills
+    of materials in force today name. Each material is consumed first in, first out from the zone
+    (the allowance, finished quantity × unit consumption, unless `materials` says how much was
+    really used); what was used beyond the allowance is flagged taxable, with the duty and taxes it
+    carries. The finished goods become a new lot, valued at the materials consumed."""
+    problems = Problems()
+    fields = _reader(raw, problems)
+    fields.refuse_unknown(ORDER_FIELDS)
+    reference = fields.text("client_reference", required=True, max_length=60)
+    finished_id = fields.text("finished_item_id", required=True, max_length=26)
+    quantity = fields.amount("quantity", required=True, positive=True)
+    used: dict[str, Decimal] = {}
+    for index, entry in enumerate(fields.items("materials") or []):
+        material = _reader(entry, problems, f"materials[{index}]")
+        material.refuse_unknown(frozenset({"item_id", "quantity"}))
+        item_id, amount = material.text("item_id", required=True), material.amount("quantity", required=True)
+        if item_id and amount is not None:
+            used[item_id] = amount
+    problems.raise_if_any()
+    assert reference is not None and finished_id is not None and quantity is not None
+    with uow.transaction() as conn:
+        book = _processing_book(uow, actor, book_id)
+        if done := _order_by_reference(uow, book_id, reference):
+            return Processed(done, created=False)
+        items, now = _items(uow, book_id), utcnow()
+        day = business_day(now)
+        if finished_id not in items:
+            raise ValidationFailed(f"No item {finished_id} in this book.", "unknown_item", "finished_item_id")
+        boms: dict[str, tuple[str, model.BillOfMaterials]] = {}
+        for row in conn.execute(select(bonded_boms).where(
+                bonded_boms.c.book_id == book_id, bonded_boms.c.finished_item_id == finished_id)
+                .order_by(bonded_boms.c.valid_from)).mappings():
+            if _bom(row).in_force(day):
+                boms[row["material_item_id"]] = (row["id"], _bom(row))      # the latest in force wins
+        if not boms:
+            raise Conflict(f"No bill of materials for {items[finished_id]['description']} is in force on {day}.",
+                           "no_bill_of_materials", "finished_item_id")
+        for index, item_id in enumerate(used):
+            if item_id not in boms:
+                problems.add(f"materials[{index}].item_id", "not_in_bill_of_materials",
+                             "This material is not in the finished item's bill of materials.")
+        problems.raise_if_any()
+        booked = {m: model.booked_consumption(bom, quantity, used.get(m)) for m, (_, bom) in boms.items()}
+        taking = [m for m, c in booked.items() if c.used > 0]
+        lines = _resolve_lines(uow, book_id, [{"item_id": m, "quantity": model.quantity_text(booked[m].used)}
+                                              for m in taking], _stock(uow, book_id), problems)
+        if problems:
+            _raise_stock_first(problems)
+        lots = _lots(uow, book_id)
+        if len({lots[line.lot_id]["currency"] for line in lines}) > 1:
+            raise ValidationFailed("Materials valued in different currencies go into separate orders.",
+                                   "mixed_currencies", "materials")
+        order_id, lot_id = new_id(), new_id()
+        value = sum((Decimal(lots[line.lot_id]["value"]) * line.quantity / Decimal(lots[line.lot_id]["quantity"])
+                     for line in lines), ZERO)
+        first = lots[lines[0].lot_id] if lines else None
+        currency = first["currency"] if first else "CNY"
+        conn.execute(insert(bonded_lots).values(
+            id=lot_id, book_id=book_id, item_id=finished_id, declaration_id=order_id,
+            declaration_number=f"PO-{reference}"[:30], line_number=1, quantity=model.quantity_text(quantity),
+            origin=None, currency=currency, value=str(round_money(value, currency)), net_mass_kg=None,
+            gross_mass_kg=None, country_of_dispatch=None,
+            customs_office=first["customs_office"] if first else "", received_at=now, source_lot_id=None))
+        conn.execute(insert(bonded_processing_orders).values(
+            id=order_id, book_id=book_id, client_reference=reference, finished_item_id=finished_id,
+            finished_lot_id=lot_id, quantity=model.quantity_text(quantity), day=day, created_at=now,
+            created_by=actor.username))
+        note = f"processing order {reference}"
+        for line in lines:
+            _move(uow, actor, book_id, line.lot_id, lots[line.lot_id]["item_id"], None, MoveKind.CONSUMPTION,
+                  line.location, Location.PRODUCTION, line.quantity, None, day, now, note, order_id)
+        _move(uow, actor, book_id, lot_id, finished_id, None, MoveKind.PRODUCTION, Location.PRODUCTION,
+              Location.BONDED_STORAGE, quantity, None, day, now, note, order_id)
+        for material_id, (bom_id, _) in boms.items():
+            result = booked[material_id]
+            excess: dict = {}
+            if result.taxable_excess > 0:
+                excess = _shortage_taxes(uow, book, items[material_id], lots, result.taxable_excess)
+            conn.execute(insert(bonded_processing_materials).values(
+                id=new_id(), order_id=order_id, material_item_id=material_id, bom_id=bom_id,
+                allowed=model.quantity_text(result.allowed), used=model.quantity_text(result.used),
+                taxable_excess=model.quantity_text(result.taxable_excess), excess_value=excess.get("value"),
+                excess_taxes=excess.get("taxes")))
+        order = _order_view(uow, _order_row(uow, order_id), items)
+        uow.audit(actor, "bonded.processing_done", "bonded_processing_order", order_id, None,
+                  {"finished_item_id": finished_id, "quantity": str(quantity), "taxable": order["taxable"]})
+        uow.emit("bonded.processing.done", "bonded_processing_order", order_id,
+                 {"book_id": book_id, "taxable": order["taxable"]}, owner_enterprise_id=book["enterprise_id"])
+        return Processed(order, created=True)
+
+
+def list_processing_orders(uow: UnitOfWork, actor: Actor, book_id: str) -> list[dict]:
+    with uow.read() as conn:
+        _visible_book(uow, actor, book_id)
+        items = _items(uow, book_id)
+        rows = conn.execute(select(bonded_processing_orders).where(bonded_processing_orders.c.book_id == book_id)
+                            .order_by(bonded_processing_orders.c.id)).mappings().all()
+        return [_order_view(uow, row, items) for row in rows]
+
+
+def _order_row(uow: UnitOfWork, order_id: str) -> Mapping:
+    return uow.conn.execute(select(bonded_processing_orders).where(bonded_processing_orders.c.id == order_id)
+                            ).mappings().one()
+
+
+def _order_by_reference(uow: UnitOfWork, book_id: str, reference: str) -> dict | None:
+    row = uow.conn.execute(select(bonded_processing_orders).where(
+        bonded_processing_orders.c.book_id == book_id,
+        bonded_processing_orders.c.client_reference == reference)).mappings().first()
+    return _order_view(uow, row, _items(uow, book_id)) if row else None
+
+
+def _order_view(uow: UnitOfWork, row: Mapping, items: dict[str, dict]) -> dict:
+    materials = [{"item_id": m["material_item_id"], "tariff_code": items[m["material_item_id"]]["tariff_code"],
+                  "description": items[m["material_item_id"]]["description"], "bom_id": m["bom_id"],
+                  "allowed": m["allowed"], "used": m["used"], "taxable_excess": m["taxable_excess"],
+                  "excess_value": m["excess_value"], "excess_taxes": m["excess_taxes"]}
+                 for m in uow.conn.execute(select(bonded_processing_materials).where(
+                     bonded_processing_materials.c.order_id == row["id"]).order_by(
+                     bonded_processing_materials.c.id)).mappings()]
+    return {"id": row["id"], "book_id": row["book_id"], "client_reference": row["client_reference"],
+            "finished_item_id": row["finished_item_id"], "finished": items[row["finished_item_id"]]["description"],
+            "finished_lot_id": row["finished_lot_id"], "quantity": row["quantity"], "day": row["day"],
+            "created_by": row["created_by"], "materials": materials,
+            "taxable": any(Decimal(m["taxable_excess"]) > 0 for m in materials)}
 
 
 # --- stocktaking -------------------------------------------------------------------------------------

@@ -510,5 +510,38 @@ def cbec_import(file: Annotated[str, typer.Argument(help="NDJSON: one order, pay
         raise typer.Exit(1)
 
 
+@cbec_app.command("stream-worker")
+def cbec_stream_worker(partitions: Annotated[str | None, typer.Option(
+                           help="Comma-separated partitions to consume (default: all)")] = None,
+                       inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean "
+                                                  "parcels drawn for inspection")] = 0.01) -> None:
+    """Apply e-commerce documents from the NATS JetStream stream (TRADEWINDOW_JOB_QUEUE=nats,
+    TRADEWINDOW_NATS_URL) until stopped: each record stored and its parcel decided under the
+    buyer's lock, then acknowledged. Run as many as you like; a killed one's records are
+    redelivered to the others."""
+    import logging
+    import signal
+    import threading
+    from decimal import Decimal
+
+    from tradewindow.ecommerce import model, stream
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    if settings.job_queue != "nats":
+        err.print("The e-commerce stream needs TRADEWINDOW_JOB_QUEUE=nats (and TRADEWINDOW_NATS_URL).")
+        raise typer.Exit(2)
+    engine = _engine()
+    consumer = stream.CbecStream.from_settings(settings)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    chosen = [int(p) for p in partitions.split(",")] if partitions else None
+    logging.getLogger("tradewindow.cbec.stream").info("stream worker started (partitions %s)", chosen or "all")
+    consumer.run_forever(lambda: UnitOfWork(engine), stopping, chosen,
+                         sampling=model.Sampling(rate=Decimal(str(inspection_rate))))
+    consumer.close()
+
+
 if __name__ == "__main__":
     app()

@@ -29,6 +29,8 @@ tax_app = typer.Typer(help="Duty and tax quotes.", no_args_is_help=True)
 titles_app = typer.Typer(help="Bills of lading: publish and verify the hash chains.", no_args_is_help=True)
 epcis_app = typer.Typer(help="EPCIS 2.0 events: bulk capture, monitoring checks.", no_args_is_help=True)
 cbec_app = typer.Typer(help="Cross-border e-commerce parcels: batch import.", no_args_is_help=True)
+bonded_app = typer.Typer(help="Bonded account books: list, balances, vehicles, reconciliation.",
+                        no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(enterprises_app, name="enterprises")
@@ -40,6 +42,7 @@ app.add_typer(tax_app, name="tax")
 app.add_typer(titles_app, name="titles")
 app.add_typer(epcis_app, name="epcis")
 app.add_typer(cbec_app, name="cbec")
+app.add_typer(bonded_app, name="bonded")
 console = Console()
 err = Console(stderr=True)
 
@@ -458,6 +461,91 @@ def _read_filings(path: str, customs_model) -> list:
             err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
             raise typer.Exit(1) from exc
 
+
+
+def _bonded_book(uow: UnitOfWork, book: str) -> dict:
+    """A book by id, or by name when only one book has it."""
+    from tradewindow.bonded import service
+
+    books = service.list_books(uow, SYSTEM)
+    found = [b for b in books if b["id"] == book] or [b for b in books if b["name"] == book]
+    if len(found) != 1:
+        err.print(f"{'No' if not found else 'More than one'} account book {book!r}; give its id "
+                  "(tradewindow bonded books).")
+        raise typer.Exit(1)
+    return found[0]
+
+
+@bonded_app.command("books")
+def bonded_books(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every bonded account book, with its enterprise and what it holds."""
+    from tradewindow.bonded import service
+
+    uow = UnitOfWork(_engine())
+    books = [service.get_book(uow, SYSTEM, b["id"]) for b in service.list_books(uow, SYSTEM)]
+    if as_json:
+        sys.stdout.write(json.dumps([{k: b[k] for k in ("id", "kind", "name", "enterprise_name", "items")}
+                                     for b in books], default=str, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title=f"Bonded account books ({len(books)})")
+    for column in ("id", "name", "kind", "enterprise", "held"):
+        table.add_column(column)
+    for b in books:
+        held = "\n".join(f"{i['tariff_code']} {i['description']}: {i['held']} {i['unit']}" for i in b["items"])
+        table.add_row(b["id"], b["name"], b["kind"], b["enterprise_name"] or "", held)
+    console.print(table)
+
+
+@bonded_app.command("units")
+def bonded_units(book: Annotated[str, typer.Argument(help="The book's id or name")],
+                 q: Annotated[str, typer.Option(help="Part of a VIN or container number")] = "") -> None:
+    """The vehicles and containers of a book and where each is."""
+    from tradewindow.bonded import service
+
+    uow = UnitOfWork(_engine())
+    units = service.list_units(uow, SYSTEM, _bonded_book(uow, book)["id"], q)
+    table = Table(title=f"Serialised goods ({len(units)})")
+    for column in ("serial", "goods", "where", "entry declaration"):
+        table.add_column(column)
+    for u in units:
+        table.add_row(u["serial"], u["description"], u["location"] + (" (reserved)" if u["reserved"] else ""),
+                      u["declaration_number"])
+    console.print(table)
+
+
+@bonded_app.command("reconciliation")
+def bonded_reconciliation(book: Annotated[str, typer.Argument(help="The book's id or name")],
+                          start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD")],
+                          end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD")],
+                          as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False) -> None:
+    """The reconciliation report of a book over a period: opening, receipts, removals by kind,
+    adjustments, closing per item. Exit status 1 when an item does not balance."""
+    from tradewindow.bonded import service
+
+    uow = UnitOfWork(_engine())
+    try:
+        report = service.reconciliation(uow, SYSTEM, _bonded_book(uow, book)["id"], date.fromisoformat(start),
+                                        date.fromisoformat(end))
+    except ValueError as exc:
+        err.print(f"Dates are written YYYY-MM-DD: {exc}")
+        raise typer.Exit(2) from exc
+    except DomainError as exc:
+        _fail(exc)
+    if as_csv:
+        sys.stdout.write(service.reconciliation_csv(report))
+    else:
+        table = Table(title=f"{report['book']['name']}: {start} to {end}")
+        # Only the kinds of removal the period saw, so that the table fits a terminal.
+        kinds = [k for k in report["removal_kinds"] if any(row["removals"][k] != "0" for row in report["items"])]
+        for column in ("tariff line", "description", "opening", "receipts", *kinds, "adjustments", "closing"):
+            table.add_column(column)
+        for row in report["items"]:
+            table.add_row(row["tariff_code"], row["description"], row["opening"], row["receipts"],
+                          *[row["removals"][k] for k in kinds], row["adjustments"], row["closing"])
+        console.print(table)
+    if not all(row["balances"] for row in report["items"]):
+        err.print("The book does not balance.")
+        raise typer.Exit(1)
 
 
 @cbec_app.command("import")

@@ -152,8 +152,17 @@ def _extend(engine: Engine) -> None:
     _lane_rules(uow)
     actors = {name: _actor_of(uow, name) for name in
               ("trader", "broker", "electronics", "wine", "aluminium", "customs", "quarantine", "licensing")}
+    _bonded(engine, actors)
     load_demo_history(engine, {**actors, "trader_uscc": CAR_IMPORTER})
     _transport(engine, uow, actors)
+
+
+def _bonded(engine: Engine, actors: dict[str, Actor]) -> None:
+    """The car importer's bonded vehicle warehouse (before the declaration history, so that
+    relaying the release events moves few other events along)."""
+    from tradewindow.demo_bonded import load_demo_bonded
+
+    load_demo_bonded(engine, actors)
 
 
 def _transport(engine: Engine, uow: UnitOfWork, actors: dict[str, Actor]) -> None:

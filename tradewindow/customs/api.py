@@ -160,6 +160,25 @@ def control(declaration_id: str, body: ControlBody, uow: Uow, actor: CustomsOffi
                                          body.corrected_filing)
 
 
+@router.get("/declarations/{declaration_id}/seal-record")
+def seal_record(declaration_id: str, uow: Uow, actor: Annotated[Actor, allow(
+        Role.CUSTOMS, Role.QUARANTINE, Role.LICENSING, Role.ZONE, Role.ADMIN)]) -> Any:
+    """The seal history of the consignment the declaration names (its consignment reference, else
+    its transport document, among its trader's consignments): each sealed container, its seals,
+    and whether the record is unbroken. null when no such consignment is followed. Roles: officers."""
+    return _json(service.seal_record(uow, actor, declaration_id))
+
+
+@router.post("/declarations/{declaration_id}/release-sealed",
+             responses={409: {"description": "`seal_record_broken` (a seal broken or changed, or a seal alert), "
+                                             "`no_seal_record`, `not_sealed_release_type` or `no_control_pending`."}})
+def release_sealed(declaration_id: str, uow: Uow, actor: CustomsOfficer) -> dict:
+    """Release a sealed container without opening it: an export, transit or re-export on the red
+    lane whose consignment's seal record is unbroken gets its inspection recorded as conform,
+    "released under unbroken seal record ...". Roles: customs."""
+    return service.release_sealed(uow, actor, declaration_id)
+
+
 @router.post("/declarations/{declaration_id}/exit")
 def record_exit(declaration_id: str, uow: Uow, actor: CustomsOfficer) -> dict:
     """Exported goods have left the territory. Roles: customs."""

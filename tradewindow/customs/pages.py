@@ -423,6 +423,12 @@ async def declaration_control(request: Request, declaration_id: str, uow: Uow, a
     return _act(request, uow, actor, declaration_id, "control", form, run)
 
 
+@router.post("/declarations/{declaration_id}/release-sealed")
+def declaration_release_sealed(request: Request, declaration_id: str, uow: Uow, actor: PageActor) -> Any:
+    return _act(request, uow, actor, declaration_id, "release_sealed", {},
+                lambda: service.release_sealed(uow, actor, declaration_id))
+
+
 @router.post("/declarations/{declaration_id}/exit")
 def declaration_exit(request: Request, declaration_id: str, uow: Uow, actor: PageActor) -> Any:
     return _act(request, uow, actor, declaration_id, "exit", {},

@@ -38,6 +38,7 @@ from tradewindow.customs.tables import (
     lane_settings,
     payments,
 )
+from tradewindow.logistics import service as logistics
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.calendar import add_working_hours
 from tradewindow.platform.calendar_store import cached_calendar
@@ -455,8 +456,16 @@ def _visible_row(uow: UnitOfWork, actor: Actor, id_or_number: str) -> dict:
 
 
 def get_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str) -> dict:
+    """One declaration; for officers also `seal_record`, the seal history of the consignment it
+    names (None when Trade Window follows no such consignment of its trader), and
+    `sealed_release_possible`."""
     with uow.read():
-        return _view(uow, _visible_row(uow, actor, id_or_number)["id"])
+        row = _visible_row(uow, actor, id_or_number)
+        view = _view(uow, row["id"])
+        if actor.is_(*OFFICERS):
+            record = _linked_seal_record(uow, row)
+            view.update(seal_record=record, sealed_release_possible=sealed_release_possible(view, record))
+        return view
 
 
 def list_declarations(uow: UnitOfWork, actor: Actor, status: str | None = None, lane: str | None = None,
@@ -852,33 +861,114 @@ def record_control_result(uow: UnitOfWork, actor: Actor, id_or_number: str, conf
     require(actor.is_(Role.CUSTOMS), "role_not_allowed", "Only customs officers record control results.")
     if not findings.strip():
         raise ValidationFailed("Write down the findings.", "required", "findings")
-    with uow.transaction() as conn:
-        row = _row(uow, _visible_row(uow, actor, id_or_number)["id"], for_update=True)
-        if row["lane_cleared"] or row["lane"] not in (Lane.RED.value, Lane.YELLOW.value):
-            raise Conflict("There is no inspection or document check pending.", "no_control_pending")
-        kind = "inspection" if row["lane"] == Lane.RED.value else "document_check"
-        conn.execute(insert(control_results).values(
-            id=new_id(), declaration_id=row["id"], kind=kind, conform=conform, findings=findings,
-            recorded_at=utcnow(), recorded_by=actor.username))
-        values: dict[str, Any] = {}
-        if conform or corrected is not None:
-            values.update(lane_cleared=True, lane_cleared_at=utcnow())
-        else:
-            values.update(lane_refused=True)
-        if corrected is not None:
-            filing, lookups = _check_again(uow, row, corrected)
-            assessment = model.assess(filing, lookups, row["acceptance_day"])
-            version = row["version"] + 1
-            _store_version(uow, actor, row["id"], version, filing, assessment, f"{kind}: {findings}")
-            _store_items(uow, row["id"], filing, assessment)
-            values.update(version=version, **_totals_fen(assessment))
-        conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(**values))
-        uow.audit(actor, f"customs.{kind}_recorded", "declaration", row["id"], None,
-                  {"conform": conform, "findings": findings, "corrected": corrected is not None})
-        if not conform and corrected is None:
-            _notify(uow, row, "refused", number=row["number"], reason=findings)
-        _advance(uow, actor, row["id"])
-        return _view(uow, row["id"])
+    with uow.transaction():
+        row = _control_pending_row(uow, actor, id_or_number)
+        return _record_control(uow, actor, row, conform, findings, corrected)
+
+
+def _control_pending_row(uow: UnitOfWork, actor: Actor, id_or_number: str) -> dict:
+    row = _row(uow, _visible_row(uow, actor, id_or_number)["id"], for_update=True)
+    if row["lane_cleared"] or row["lane"] not in (Lane.RED.value, Lane.YELLOW.value):
+        raise Conflict("There is no inspection or document check pending.", "no_control_pending")
+    return row
+
+
+def _record_control(uow: UnitOfWork, actor: Actor, row: dict, conform: bool, findings: str,
+                    corrected: object | None = None, sealed: dict | None = None) -> dict:
+    conn = uow.conn
+    kind = "inspection" if row["lane"] == Lane.RED.value else "document_check"
+    conn.execute(insert(control_results).values(
+        id=new_id(), declaration_id=row["id"], kind=kind, conform=conform, findings=findings,
+        recorded_at=utcnow(), recorded_by=actor.username))
+    values: dict[str, Any] = {}
+    if conform or corrected is not None:
+        values.update(lane_cleared=True, lane_cleared_at=utcnow())
+    else:
+        values.update(lane_refused=True)
+    if corrected is not None:
+        filing, lookups = _check_again(uow, row, corrected)
+        assessment = model.assess(filing, lookups, row["acceptance_day"])
+        version = row["version"] + 1
+        _store_version(uow, actor, row["id"], version, filing, assessment, f"{kind}: {findings}")
+        _store_items(uow, row["id"], filing, assessment)
+        values.update(version=version, **_totals_fen(assessment))
+    conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(**values))
+    after: dict[str, Any] = {"conform": conform, "findings": findings, "corrected": corrected is not None}
+    if sealed is not None:
+        after["released_sealed"] = sealed
+    uow.audit(actor, f"customs.{kind}_recorded", "declaration", row["id"], None, after)
+    if not conform and corrected is None:
+        _notify(uow, row, "refused", number=row["number"], reason=findings)
+    _advance(uow, actor, row["id"])
+    return _view(uow, row["id"])
+
+
+# --- the seal record of the consignment (customs of exit) ----------------------------------------
+
+SEALED_RELEASE_TYPES = frozenset({model.DeclarationType.EXPORT.value, model.DeclarationType.TRANSIT.value,
+                                  model.DeclarationType.REEXPORT.value})
+
+
+def _linked_seal_record(uow: UnitOfWork, row: Mapping) -> dict | None:
+    """The seal record of the consignment the declaration names (its consignment reference, else
+    its transport document), among the declaration's trader's consignments only."""
+    for reference in (row["consignment_reference"], row["transport_document"]):
+        if reference and (found := logistics.seal_record(uow, reference, trader_id=row["trader_id"])):
+            return found
+    return None
+
+
+def seal_record(uow: UnitOfWork, actor: Actor, id_or_number: str) -> dict | None:
+    """The seal history of the consignment a declaration names, for customs officers; None when
+    the declaration names no consignment Trade Window follows."""
+    require(actor.is_(*OFFICERS), "role_not_allowed", "The seal record is shown to officers.")
+    with uow.read():
+        return _linked_seal_record(uow, _visible_row(uow, actor, id_or_number))
+
+
+def sealed_release_possible(declaration: Mapping, record: Mapping | None) -> bool:
+    """Whether the page offers "release sealed, unopened": an export, transit or re-export on the
+    red lane with its inspection pending, and an unbroken seal record."""
+    return (declaration["type"] in SEALED_RELEASE_TYPES and declaration["lane"] == Lane.RED.value
+            and declaration["status"] == Status.INSPECTION.value and record is not None
+            and bool(record["unbroken"]))
+
+
+def release_sealed(uow: UnitOfWork, actor: Actor, id_or_number: str) -> dict:
+    """The customs office of exit releases a sealed container without opening it: for an export,
+    transit or re-export declaration selected for physical inspection (red lane) whose
+    consignment's seal record is unbroken (every container under the seal it left with, intact,
+    no seal alert), the inspection is recorded as conform, "released under unbroken seal record".
+    Refused with `seal_record_broken` otherwise, `no_seal_record` when no consignment is linked."""
+    require(actor.is_(Role.CUSTOMS), "role_not_allowed", "Only customs officers release under seal.")
+    with uow.transaction():
+        row = _control_pending_row(uow, actor, id_or_number)
+        if row["lane_refused"] or row["cancelled_at"] is not None:
+            raise Conflict("The goods are refused or the declaration cancelled.", "no_control_pending")
+        if row["type"] not in SEALED_RELEASE_TYPES:
+            raise Conflict("Only export, transit and re-export goods are released under seal.",
+                           "not_sealed_release_type")
+        if row["lane"] != Lane.RED.value:
+            raise Conflict("Release under seal replaces a physical inspection: this is a document check.",
+                           "no_inspection_pending")
+        record = _linked_seal_record(uow, row)
+        if record is None:
+            named = row["consignment_reference"] or row["transport_document"]
+            raise Conflict(f"No consignment is followed under {named}: there is no seal record to rely on.",
+                           "no_seal_record")
+        if not record["unbroken"]:
+            reasons = [f"{c['number']}: {r}" for c in record["containers"] for r in c["reasons"]]
+            if not record["containers"]:
+                reasons.append("no sealed container")
+            raise Conflict(f"The seal record of {record['consignment']['transport_document']} is not unbroken ("
+                           + "; ".join(dict.fromkeys(reasons)) + "): inspect the goods.", "seal_record_broken")
+        seals_text = ", ".join(f"{c['number']} seal {c['seal']['number']}" for c in record["containers"])
+        findings = (f"released under unbroken seal record {record['consignment']['transport_document']} "
+                    f"({seals_text})")
+        summary = {"consignment_id": record["consignment"]["id"],
+                   "transport_document": record["consignment"]["transport_document"],
+                   "seals": {c["number"]: c["seal"]["number"] for c in record["containers"]}}
+        return _record_control(uow, actor, row, True, findings, sealed=summary)
 
 
 def record_exit(uow: UnitOfWork, actor: Actor, id_or_number: str) -> dict:

@@ -864,6 +864,74 @@ def container_timeline(uow: UnitOfWork, actor: Actor, number: str) -> dict:
     return timeline(uow, actor, consignment_id, number)
 
 
+# --- the seal record, for customs -----------------------------------------------------------------
+
+SEAL_ALERTS = (RuleKind.SEAL_BROKEN.value, RuleKind.SEAL_CHANGED.value)
+
+
+def seal_record(uow: UnitOfWork, reference: str, trader_id: str | None = None) -> dict | None:
+    """The electronic seal record of a consignment, for the customs office of exit: the
+    consignment named by `reference` (its id, its client reference or its transport document; the
+    latest reported when several match), each sealed container with its seal history, and whether
+    the record is unbroken: every container carries the seal declared at departure, still intact
+    and never changed, and no seal_broken or seal_changed alert was raised. With `trader_id` only
+    that trader's consignments are considered (customs passes the declaration's trader, so a
+    declaration never reads another trader's goods). None when no consignment matches."""
+    text = reference.strip() if isinstance(reference, str) else ""
+    if not text:
+        return None
+    with uow.read() as conn:
+        query = select(consignments.c.id).where(or_(consignments.c.id == text,
+                                                    consignments.c.client_reference == text,
+                                                    consignments.c.transport_document == text))
+        if trader_id is not None:
+            query = query.where(consignments.c.trader_id == trader_id)
+        consignment_id = conn.execute(query.order_by(consignments.c.id.desc())).scalars().first()
+        if consignment_id is None:
+            return None
+        view = _view(uow, consignment_id)
+        units = conn.execute(select(equipment).where(equipment.c.consignment_id == consignment_id)
+                             .order_by(equipment.c.number)).mappings().all()
+        history: dict[str, list[dict]] = defaultdict(list)
+        for row in sorted(conn.execute(select(seals).where(seals.c.equipment_id.in_([u["id"] for u in units])))
+                          .mappings(), key=lambda s: (s["event_pk"] is not None, s["recorded_at"], s["id"])):
+            history[row["equipment_id"]].append(row)
+        alert_rows = conn.execute(select(monitoring_alerts, consignments.c.transport_document).join(
+            consignments, consignments.c.id == monitoring_alerts.c.consignment_id).where(
+            monitoring_alerts.c.consignment_id == consignment_id, monitoring_alerts.c.kind.in_(SEAL_ALERTS))
+            .order_by(monitoring_alerts.c.raised_at, monitoring_alerts.c.id)).mappings().all()
+    alerts = [_alert_view(r) for r in alert_rows]
+    containers = []
+    for unit in units:
+        rows = history.get(unit["id"], [])
+        if unit["kind"] != model.EquipmentKind.CONTAINER.value and not rows:
+            continue     # a wagon, barge or flight with no seal of its own: what it carries is what counts
+        containers.append(_sealed_unit(unit, rows, [a for a in alerts if a["equipment"] == unit["number"]]))
+    return {"consignment": view, "containers": containers, "alerts": alerts,
+            "unbroken": bool(containers) and not alerts and all(c["unbroken"] for c in containers)}
+
+
+def _sealed_unit(unit: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], alerts: list[dict]) -> dict:
+    declared = [r for r in rows if r["event_pk"] is None]
+    departure = declared[0]["number"] if declared else None
+    reasons = []
+    if departure is None:
+        reasons.append("no seal declared at departure")
+    if unit["seal_broken"] or any(r["status"] != "intact" for r in rows):
+        reasons.append("seal reported broken")
+    if departure is not None and (unit["seal_number"] != departure or any(r["number"] != departure for r in rows)):
+        reasons.append(f"seal changed from {departure} to {unit['seal_number']}")
+    reasons.extend(f"{a['kind'].replace('_', ' ')} alert" for a in alerts)
+    return {"number": unit["number"], "kind": unit["kind"], "carried_on": unit["carried_on"],
+            "seal": None if unit["seal_number"] is None else {
+                "number": unit["seal_number"], "kind": unit["seal_kind"],
+                "status": "broken" if unit["seal_broken"] else "intact"},
+            "departure_seal": departure,
+            "seals": [{"number": r["number"], "kind": r["kind"], "status": r["status"],
+                       "recorded_at": r["recorded_at"], "from_event": r["event_pk"] is not None} for r in rows],
+            "location": unit["locode"], "unbroken": not reasons, "reasons": reasons}
+
+
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None

@@ -6,13 +6,13 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
 
 from tradewindow.customs import documents, service
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.web import Schema, allow, get_uow
+from tradewindow.platform.web import Schema, allow, get_uow, json_answer
 
 router = APIRouter(prefix="/api/v1", tags=["customs"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
@@ -40,7 +40,7 @@ def lodge(uow: Uow, actor: Declarant,
     assessment); 200 with the first result when the client reference was already used; 422 with
     every problem (nothing stored). Roles: trader, broker."""
     lodged = service.lodge_declaration(uow, actor, body)
-    return JSONResponse(_json(lodged.declaration), status_code=201 if lodged.created else 200)
+    return json_answer(lodged.declaration, status_code=201 if lodged.created else 200)
 
 
 def _json(value: Any) -> Any:

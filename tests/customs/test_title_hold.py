@@ -36,3 +36,17 @@ def test_a_transport_document_that_is_no_bill_of_lading_holds_nothing(customs_wo
     body = filing("LRN-BOL3", ICS, type="bonded_entry", transport_document="CIM-NOT-A-BOL")
     assert customs.lodge_declaration(customs_world.uow, customs_world["trader"], body).declaration["status"] == \
         "released"
+
+
+def test_the_declaration_page_says_why_the_goods_wait(customs_world, titles_world, client):
+    from tests.conftest import PASSWORD
+
+    uow = customs_world.uow
+    titles.issue_bill(uow, titles_world["carrier"], bill(BOL))
+    titles.endorse(uow, titles_world["trader"], BOL, USCC["other_trader"])
+    body = filing("LRN-BOL4", ICS, type="bonded_entry", transport_document=BOL)
+    declaration = customs.lodge_declaration(uow, customs_world["trader"], body).declaration
+    client.post("/login", data={"username": "trader", "password": PASSWORD})
+    page = client.get(f"/declarations/{declaration['id']}")
+    assert "only to its holder of record" in page.text
+    assert ">Paid<" not in page.text            # nothing is due on a bonded entry

@@ -318,8 +318,10 @@ def _detail_context(uow: UnitOfWork, actor: Actor, declaration: dict, **extra: A
         explanation = {**why, "sentences": selectivity.explain(selectivity.parse_decision(why["explanation"]))}
     paid = sum((Decimal(p["amount"]) for p in declaration["payments"] if p["kind"] != "refund"), Decimal(0))
     due = max(Decimal(declaration["total_due"]) - paid, Decimal(0))
+    nothing_due = Decimal(declaration["total_due"]) == 0
     stages = [(label, declaration["stages"].get(key)) for key, label in STAGES
-              if key != "exited_at" or declaration["type"] in ("export", "reexport")]
+              if (key != "exited_at" or declaration["type"] in ("export", "reexport"))
+              and (key != "paid_at" or not nothing_due)]
     if declaration["stages"].get("cancelled_at"):
         stages.append(("Cancelled", declaration["stages"]["cancelled_at"]))
     context = {"d": declaration, "explanation": explanation, "outstanding": due, "stages": stages,

@@ -2,6 +2,7 @@
 # Make sure the system programs the test suite drives are installed:
 #   - a PostgreSQL server (initdb, pg_ctl) for the throwaway cluster of tests/support/postgres.py
 #   - Debian's chromium at /usr/bin/chromium for the browser tests (tests/support/browser.py)
+#   - nats-server for the NATS JetStream job queue and stream tests (tests/support/nats.py)
 # Missing ones are installed with apt-get (sudo when not root); when that is impossible we fail,
 # naming the Debian package, because a missing component must never turn into silently skipped tests.
 set -euo pipefail
@@ -18,6 +19,7 @@ have_postgres() {
 
 have_postgres || missing+=(postgresql)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -36,7 +38,7 @@ fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "ensure-system-deps: missing Debian package(s): ${missing[*]}, and apt-get is not available." >&2
-    echo "Install the PostgreSQL server and chromium with your system's package manager." >&2
+    echo "Install the PostgreSQL server, chromium and nats-server with your system's package manager." >&2
     exit 1
 fi
 

@@ -24,7 +24,7 @@ from tests.support.browser import browser, page  # noqa: E402,F401
 from tests.support.nats import nats_server  # noqa: E402,F401
 from tests.support.postgres import postgres_cluster  # noqa: E402,F401
 from tradewindow.migrations import all_tables_metadata, upgrade  # noqa: E402
-from tradewindow.platform import auth  # noqa: E402
+from tradewindow.platform import auth, caches  # noqa: E402
 from tradewindow.platform.auth import SYSTEM, Actor, Role  # noqa: E402
 from tradewindow.platform.db import UnitOfWork, make_engine  # noqa: E402
 from tradewindow.platform.settings import Settings, get_settings  # noqa: E402
@@ -88,6 +88,8 @@ def _empty(engine: Engine) -> None:
             for table in tables:
                 conn.execute(delete(table))
         conn.execute(text("DELETE FROM calendar_days WHERE updated_by <> 'migration'"))
+    # The services' per-process caches must not carry one test's data into the next.
+    caches.clear_all()
 
 
 @pytest.fixture

@@ -22,10 +22,7 @@ RELEASE_DAY = datetime(2025, 6, 10, 2, 0, tzinfo=UTC)    # USD at 7.1811
 
 @pytest.fixture
 def bw(customs_world):  # noqa: F811
-    # Lane rules are cached per process for a few seconds (customs.service._rules); a module that
-    # ran just before on the same engine (the demo, with its car rules) must not colour our lanes.
-    customs._rules.clear()
-    return customs_world
+    return customs_world   # (per-process caches are cleared after every test by tests/conftest.py)
 
 
 @pytest.fixture

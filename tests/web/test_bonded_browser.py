@@ -25,7 +25,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def world(customs_world):  # noqa: F811
-    customs._rules.clear()        # no lane rules cached from a test that ran before on this engine
     return customs_world
 
 

@@ -39,6 +39,7 @@ from tradewindow.customs.tables import (
     payments,
 )
 from tradewindow.logistics import service as logistics
+from tradewindow.platform import caches
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.calendar import add_working_hours
 from tradewindow.platform.calendar_store import cached_calendar
@@ -284,6 +285,7 @@ def _lane_facts(uow: UnitOfWork, filing: Filing, trader: dict, declarant_id: str
 # once; one saved by another server process within RULES_SECONDS.
 RULES_SECONDS = 5.0
 _rules: dict[tuple[int, str], tuple[float, list[selectivity.RuleProfile]]] = {}
+caches.register(_rules.clear)
 
 
 def _active_profiles(uow: UnitOfWork, office: str) -> list[selectivity.RuleProfile]:
@@ -310,6 +312,7 @@ def lane_settings_for(uow: UnitOfWork, office: str) -> selectivity.OfficeSetting
 # month of declarations on every lodgement would cost more than the rest of the lodgement.
 TALLY_SECONDS = 5.0
 _tallies: dict[tuple[int, str, date], tuple[float, selectivity.OfficeTally]] = {}
+caches.register(_tallies.clear)
 
 
 def _tally(uow: UnitOfWork, office: str, day: date, exclude: str) -> selectivity.OfficeTally:

@@ -8,6 +8,7 @@ from time import monotonic
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
+from tradewindow.platform import caches
 from tradewindow.platform.calendar import HOLIDAY, WORKDAY, WorkingCalendar
 from tradewindow.platform.errors import ValidationFailed
 from tradewindow.platform.tables import calendar_days
@@ -46,6 +47,7 @@ def calendar_entries(conn: Connection, year: int) -> list[dict]:
 # by another process take effect here within CACHE_SECONDS.
 CACHE_SECONDS = 60.0
 _cached: dict[int, tuple[float, WorkingCalendar]] = {}
+caches.register(_cached.clear)
 
 
 def cached_calendar(conn: Connection) -> WorkingCalendar:

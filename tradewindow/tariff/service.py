@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
+from tradewindow.platform import caches
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork, business_today, utcnow
 from tradewindow.platform.errors import ValidationFailed, not_found, require
@@ -60,6 +61,7 @@ class _Snapshot:
 
 
 _snapshots: dict[int, _Snapshot] = {}     # by engine
+caches.register(_snapshots.clear)
 
 
 def _snapshot(conn: Connection) -> _Snapshot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -511,6 +512,44 @@ def bonded_units(book: Annotated[str, typer.Argument(help="The book's id or name
         table.add_row(u["serial"], u["description"], u["location"] + (" (reserved)" if u["reserved"] else ""),
                       u["declaration_number"])
     console.print(table)
+
+
+BONDED_ACTIONS = ("admit", "release", "reexport", "destroy")
+
+
+@bonded_app.command("move")
+def bonded_move(action: Annotated[str, typer.Argument(help="admit | release | reexport | destroy")],
+                book: Annotated[str, typer.Argument(help="The book's id or name")],
+                file: Annotated[str, typer.Argument(help="The request as JSON (the API's body); - for stdin")],
+                user: Annotated[str, typer.Option(help="The user acting (the book's trader, or customs to destroy)")],
+                ) -> None:
+    """Admit the goods of a released bonded-entry declaration, release goods to the domestic market,
+    re-export or destroy them: the same JSON body as the API's, as the given user. Prints the
+    result as JSON; errors as the API's error shape with exit status 1."""
+    from tradewindow.bonded import service
+    from tradewindow.registry import service as registry
+
+    if action not in BONDED_ACTIONS:
+        err.print(f"Unknown action {action!r}; one of {', '.join(BONDED_ACTIONS)}.")
+        raise typer.Exit(2)
+    uow = UnitOfWork(_engine())
+    actor = registry.actor_by_username(uow, user)
+    if actor is None:
+        err.print(f"No active user {user!r}.")
+        raise typer.Exit(2)
+    try:
+        raw = json.loads(_read(file))
+    except json.JSONDecodeError as exc:
+        err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
+        raise typer.Exit(1) from exc
+    book_id = _bonded_book(uow, book)["id"]
+    act = {"admit": service.admit_entry, "release": service.release_to_domestic,
+           "reexport": service.reexport, "destroy": service.destroy}[action]
+    try:
+        result = act(uow, actor, book_id, raw)
+    except DomainError as exc:
+        _fail(exc)
+    sys.stdout.write(json.dumps(dataclasses.asdict(result), default=str, ensure_ascii=False, indent=2) + "\n")
 
 
 @bonded_app.command("reconciliation")

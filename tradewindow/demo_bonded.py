@@ -2,8 +2,8 @@
 Comprehensive Bonded Zone, cars admitted from bonded-entry declarations that arrived by the
 China–Europe Railway Express over the last months, one car released to the domestic market (its
 declaration lodged, taxed, paid and released, the car moved when the release event is relayed)
-and one re-exported to Kazakhstan. All through the real services with the clock set back; kept
-small so the demo loads fast."""
+and one re-exported to Kazakhstan: some two hundred cars, all through the real services with the
+clock set back."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ BOOK_NAME = "Xiyong bonded vehicle warehouse"
 # (days ago, origin, currency, goods, unit price, VIN prefix, count): European makers carry no VIN
 # check digit, so these are valid as written.
 ARRIVALS = [
-    (120, "DE", "EUR", "Passenger car, 2.0 l petrol engine", "87032361", Decimal("38500.00"), "WDD2220821A", 6),
-    (75, "DE", "EUR", "Passenger car, 3.0 l petrol engine", "87032411", Decimal("72900.00"), "WBA7U2C06NC", 4),
-    (40, "GB", "GBP", "Passenger car, 2.0 l petrol engine", "87032361", Decimal("41200.00"), "SAJBA4BN8HA", 5),
+    (120, "DE", "EUR", "Passenger car, 2.0 l petrol engine", "87032361", Decimal("38500.00"), "WDD2220821A", 80),
+    (75, "DE", "EUR", "Passenger car, 3.0 l petrol engine", "87032411", Decimal("72900.00"), "WBA7U2C06NC", 60),
+    (40, "GB", "GBP", "Passenger car, 2.0 l petrol engine", "87032361", Decimal("41200.00"), "SAJBA4BN8HA", 70),
 ]
 
 

@@ -186,3 +186,13 @@ def test_the_demo_car_importer_keeps_a_bonded_vehicle_book_that_balances(demo):
     report = bonded.reconciliation(demo, _actor_of(demo, "zone"), book["id"], today - timedelta(days=200), today)
     assert report["items"] and all(row["balances"] for row in report["items"])
     assert sum(int(row["closing"]) for row in report["items"]) == cars - 2
+
+
+def test_the_demo_electronics_maker_has_a_processing_book_that_made_laptops(demo):
+    from tradewindow.bonded import service as bonded
+    from tradewindow.demo_bonded import PLANT_NAME
+
+    maker = _actor_of(demo, "electronics")
+    [book] = [b for b in bonded.list_books(demo, maker) if b["name"] == PLANT_NAME]
+    held = {i["tariff_code"]: i["held"] for i in bonded.get_book(demo, maker, book["id"])["items"]}
+    assert held == {"76011000": "19000", "85423100": "600", "84713000": "400"}

@@ -158,11 +158,13 @@ def _extend(engine: Engine) -> None:
 
 
 def _bonded(engine: Engine, actors: dict[str, Actor]) -> None:
-    """The car importer's bonded vehicle warehouse (before the declaration history, so that
-    relaying the release events moves few other events along)."""
-    from tradewindow.demo_bonded import load_demo_bonded
+    """The car importer's bonded vehicle warehouse and the electronics maker's processing book
+    (before the declaration history, so that relaying the release events moves few other events
+    along)."""
+    from tradewindow.demo_bonded import load_demo_bonded, load_demo_processing
 
     load_demo_bonded(engine, actors)
+    load_demo_processing(engine, actors)
 
 
 def _transport(engine: Engine, uow: UnitOfWork, actors: dict[str, Actor]) -> None:

@@ -85,3 +85,43 @@ def _clear(engine: Engine, actors: dict[str, Actor], declaration: dict, at: date
             current = customs.record_payment(uow, trader, declaration["id"], "payment", f"BANK-{current['number']}",
                                              Decimal(current["total_due"]))
         return customs.get_declaration(uow, trader, declaration["id"])
+
+
+PLANT_NAME = "Liangjiang laptop plant"
+
+
+def load_demo_processing(engine: Engine, actors: dict[str, Actor], now: datetime | None = None) -> dict:
+    """The electronics maker's processing-trade book: aluminium and processors admitted bonded,
+    the laptop's bill of materials (2 kg of aluminium at a 20 % process loss, one processor), and
+    a processing order that made 400 laptops. Returns the book."""
+    now = now or datetime.now(UTC)
+    maker = actors["electronics"]
+    at = now - timedelta(days=60)
+    with clock_at(at):
+        book = bonded.open_book(UnitOfWork(engine), maker, {"kind": "processing_trade", "name": PLANT_NAME})
+        body = {"client_reference": "DEMO-PT-01", "type": "bonded_entry", "customs_office": "8012",
+                "transport_mode": "rail", "transport_document": "CIM-PT-0001", "incoterm": "CIF",
+                "currency": "USD", "country_of_dispatch": "KR", "invoice_total": "70000.00",
+                "items": [{"tariff_code": "76011000", "description": "Unwrought aluminium ingots", "origin": "AU",
+                           "quantity": "20000", "unit": "KGM", "net_mass_kg": "20000", "gross_mass_kg": "20100",
+                           "value": "50000.00"},
+                          {"tariff_code": "85423100", "description": "Processors", "origin": "KR",
+                           "quantity": "1000", "unit": "NAR", "net_mass_kg": "2", "gross_mass_kg": "3",
+                           "value": "20000.00"}]}
+        declaration = customs.lodge_declaration(UnitOfWork(engine), maker, body).declaration
+    declaration = _clear(engine, {**actors, "trader": maker}, declaration, at + timedelta(hours=4))
+    with clock_at(at + timedelta(hours=6)):
+        bonded.admit_entry(UnitOfWork(engine), maker, book["id"], {"declaration": declaration["id"]})
+        items = {i["tariff_code"]: i["id"] for i in bonded.get_book(UnitOfWork(engine), maker, book["id"])["items"]}
+        laptop = {"tariff_code": "84713000", "description": "Laptop computer", "unit": "NAR"}
+        valid_from = (at - timedelta(days=30)).date().isoformat()
+        bonded.record_bom(UnitOfWork(engine), maker, book["id"], {
+            "finished": laptop, "material_item_id": items["76011000"], "net_consumption": "2", "loss_rate": "0.2",
+            "valid_from": valid_from})
+        finished = bonded.record_bom(UnitOfWork(engine), maker, book["id"], {
+            "finished": laptop, "material_item_id": items["85423100"], "net_consumption": "1",
+            "valid_from": valid_from})["finished_item_id"]
+    with clock_at(now - timedelta(days=30)):
+        bonded.process(UnitOfWork(engine), maker, book["id"], {
+            "client_reference": "DEMO-PO-01", "finished_item_id": finished, "quantity": "400"})
+    return book

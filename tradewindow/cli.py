@@ -522,7 +522,8 @@ def bonded_move(action: Annotated[str, typer.Argument(help="admit | release | re
                 book: Annotated[str, typer.Argument(help="The book's id or name")],
                 file: Annotated[str, typer.Argument(help="The request as JSON (the API's body); - for stdin")],
                 user: Annotated[str, typer.Option(help="The user acting (the book's trader, or customs to destroy)")],
-                ) -> None:
+                declaration: Annotated[str, typer.Option(help="admit from a CSV (line,serial): the entry declaration")]
+                = "") -> None:
     """Admit the goods of a released bonded-entry declaration, release goods to the domestic market,
     re-export or destroy them: the same JSON body as the API's, as the given user. Prints the
     result as JSON; errors as the API's error shape with exit status 1."""
@@ -537,11 +538,14 @@ def bonded_move(action: Annotated[str, typer.Argument(help="admit | release | re
     if actor is None:
         err.print(f"No active user {user!r}.")
         raise typer.Exit(2)
-    try:
-        raw = json.loads(_read(file))
-    except json.JSONDecodeError as exc:
-        err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
-        raise typer.Exit(1) from exc
+    if file.lower().endswith(".csv"):
+        raw = _bulk_admission(action, file, declaration)
+    else:
+        try:
+            raw = json.loads(_read(file))
+        except json.JSONDecodeError as exc:
+            err.print_json(json.dumps({"errors": [{"path": "", "code": "malformed_json", "message": str(exc)}]}))
+            raise typer.Exit(1) from exc
     book_id = _bonded_book(uow, book)["id"]
     act = {"admit": service.admit_entry, "release": service.release_to_domestic,
            "reexport": service.reexport, "destroy": service.destroy}[action]
@@ -550,6 +554,19 @@ def bonded_move(action: Annotated[str, typer.Argument(help="admit | release | re
     except DomainError as exc:
         _fail(exc)
     sys.stdout.write(json.dumps(dataclasses.asdict(result), default=str, ensure_ascii=False, indent=2) + "\n")
+
+
+def _bulk_admission(action: str, file: str, declaration: str) -> dict:
+    """Many vehicles at once: a CSV of `line,serial` rows for the admission of one declaration."""
+    from tradewindow.bonded import model as bonded_model
+
+    if action != "admit" or not declaration:
+        err.print("A CSV file admits vehicles: `bonded move admit BOOK FILE.csv --declaration NUMBER`.")
+        raise typer.Exit(2)
+    serials, problems = bonded_model.serials_from_csv(_read(file))
+    if problems:
+        _fail(DomainError(problems.items))
+    return {"declaration": declaration, "serials": serials}
 
 
 @bonded_app.command("reconciliation")

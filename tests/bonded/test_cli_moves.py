@@ -43,3 +43,13 @@ def test_a_refused_move_prints_every_problem_and_exits_1(cli, bw, book):
 def test_an_unknown_action_or_user_is_refused(cli, book):
     assert cli("bonded", "move", "teleport", book["id"], "-", "--user", "trader", stdin="{}").exit_code == 2
     assert cli("bonded", "move", "admit", book["id"], "-", "--user", "nobody", stdin="{}").exit_code == 2
+
+
+def test_many_cars_are_admitted_from_a_csv_file(cli, bw, book, tmp_path):
+    declaration = lodge_entry(bw, "ENTRY-CLI-CSV", 3)
+    path = tmp_path / "vins.csv"
+    path.write_text("line,serial\n" + "".join(f"1,{vin}\n" for vin in VINS[:3]), encoding="utf-8")
+    result = cli("bonded", "move", "admit", book["id"], str(path), "--user", "trader",
+                 "--declaration", declaration["number"])
+    assert result.exit_code == 0, result.output
+    assert len(bonded.list_units(bw.uow, bw["trader"], book["id"])) == 3

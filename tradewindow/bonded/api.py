@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from tradewindow.bonded import service
+from tradewindow.bonded import model, service
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.errors import ValidationFailed
 from tradewindow.platform.web import allow, get_uow
 
 router = APIRouter(prefix="/api/v1/bonded", tags=["bonded"])
@@ -53,6 +54,23 @@ def admit_entry(book_id: str, body: Json, uow: Uow, actor: Keeper) -> JSONRespon
     """Admit the goods of a released bonded_entry declaration: `{"declaration": id or number,
     "serials": {"1": [VIN, ...]}, "location": "bonded_storage"}`."""
     admitted = service.admit_entry(uow, actor, book_id, body)
+    return _created({"lots": admitted.lots}, admitted.created)
+
+
+@router.post("/books/{book_id}/entries.csv")
+async def admit_entry_csv(book_id: str, request: Request, uow: Uow, actor: Keeper,
+                          declaration: str = Query(max_length=64),
+                          location: str = Query("bonded_storage", max_length=30)) -> JSONResponse:
+    """Bulk admission of many vehicles: the body is a CSV (`line,serial`, a row per VIN or
+    container) of a released bonded_entry declaration. Every problem at once; all or nothing."""
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("The file is not UTF-8 text.", "not_utf8", "body") from exc
+    serials, problems = model.serials_from_csv(text)
+    problems.raise_if_any()
+    admitted = service.admit_entry(uow, actor, book_id, {"declaration": declaration, "serials": serials,
+                                                         "location": location})
     return _created({"lots": admitted.lots}, admitted.created)
 
 

@@ -18,7 +18,7 @@ from enum import StrEnum
 from stdnum import iso6346
 from stdnum.exceptions import ValidationError
 
-from tradewindow.platform.errors import Conflict, Problem
+from tradewindow.platform.errors import Conflict, Problem, Problems
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -354,3 +354,34 @@ def _plain(value: Decimal) -> str:
 def quantity_text(value: Decimal) -> str:
     """Quantities leave the system as plain decimal strings ("1", "12.5")."""
     return _plain(value) if value != 0 else "0"
+
+
+# --- bulk admission of vehicles ------------------------------------------------------------------
+
+SERIAL_CSV_COLUMNS = ("line", "serial")
+
+
+def serials_from_csv(text: str) -> tuple[dict[str, list[str]], Problems]:
+    """A CSV of the vehicles (or containers) of a bonded-entry declaration, one per row:
+    `line` (the declaration's item line number) and `serial` (VIN or container number). Returns
+    the serials by line, as admission takes them, and every problem of the file (the serials
+    themselves are checked on admission)."""
+    import csv
+    import io
+
+    problems = Problems()
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = [c for c in SERIAL_CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        problems.add("header", "missing_column", f"The file needs the column(s): {', '.join(missing)}.")
+        return {}, problems
+    serials: dict[str, list[str]] = {}
+    for number, row in enumerate(reader, start=2):
+        line, serial = (row.get("line") or "").strip(), (row.get("serial") or "").strip().upper()
+        if not line.isdigit():
+            problems.add(f"rows[{number}].line", "invalid_line", "line is the declaration's item line number.")
+        if not serial:
+            problems.add(f"rows[{number}].serial", "required", "Each row names a VIN or container number.")
+        if line.isdigit() and serial:
+            serials.setdefault(str(int(line)), []).append(serial)
+    return serials, problems

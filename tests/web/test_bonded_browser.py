@@ -13,7 +13,6 @@ from decimal import Decimal
 import pytest
 
 from tests.bonded.conftest import ENTRY_DAY, VINS, lodge_entry, relay
-from tests.conftest import PASSWORD
 from tests.customs.conftest import customs_world  # noqa: F401 - the fixture, shared with tests/customs
 from tests.support.browser import serve_in_thread
 from tradewindow.bonded import service as bonded
@@ -32,27 +31,6 @@ def world(customs_world):  # noqa: F811
 def base_url(app, world) -> Iterator[str]:
     with serve_in_thread(app) as url:
         yield url
-
-
-@pytest.fixture
-def as_person(browser, base_url):
-    contexts = []
-
-    def open_page(username: str):
-        context = browser.new_context()
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(base_url + "/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(base_url + "/")
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def test_a_car_is_admitted_released_with_its_taxes_shown_and_another_re_exported(world, as_person, base_url):

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import PASSWORD
 from tests.customs.conftest import customs_world  # noqa: F401 - the fixture, shared with tests/customs
 from tests.support.browser import serve_in_thread
 
@@ -33,28 +32,6 @@ def base_url(app, request) -> Iterator[str]:
     request.getfixturevalue("customs_world")
     with serve_in_thread(app) as url:
         yield url
-
-
-@pytest.fixture
-def as_person(browser, base_url):
-    """`as_person("trader")` -> a logged-in page in a browser context of its own."""
-    contexts = []
-
-    def open_page(username: str):
-        context = browser.new_context()
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(base_url + "/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(base_url + "/")
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def _fill_car(page) -> None:

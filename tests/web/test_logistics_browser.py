@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import PASSWORD
 from tests.customs.conftest import LAPTOP, customs_world, filing  # noqa: F401 - the fixture, shared with tests/customs
 from tests.logistics.conftest import (  # noqa: F401 - the fixtures, shared with tests/logistics
     CONTAINER,
@@ -51,28 +50,6 @@ def rail_world(customs_world, request):  # noqa: F811 - customs_world is the imp
 def base_url(app, rail_world) -> Iterator[str]:
     with serve_in_thread(app) as url:
         yield url
-
-
-@pytest.fixture
-def as_person(browser, base_url):
-    """`as_person("carrier")` -> a logged-in page in a browser context of its own."""
-    contexts = []
-
-    def open_page(username: str):
-        context = browser.new_context()
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(base_url + "/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(base_url + "/")
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def capture(world, *events) -> None:

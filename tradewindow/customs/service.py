@@ -597,21 +597,45 @@ def document_content(uow: UnitOfWork, actor: Actor, declaration_id: str, documen
 
 # --- changes by the declarant --------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class NewVersion:
+    filing: Filing
+    lookups: Lookups
+    assessment: model.Assessment
+    version: int
+    difference: dict[str, str]     # from the version before: + to pay, − to refund
+
+
+def _new_version(uow: UnitOfWork, actor: Actor, row: Mapping, raw: object, reason: str,
+                 **changes: Any) -> NewVersion:
+    """Every later filing of a declaration (amendment, correction, complete filing, a customs
+    officer's corrected values): checked in full, assessed at the acceptance day's rates, stored
+    as the next version with its items and documents, the totals brought up to date."""
+    before = uow.conn.execute(select(declaration_versions.c.assessment).where(
+        declaration_versions.c.declaration_id == row["id"],
+        declaration_versions.c.version == row["version"])).scalar_one()
+    filing, lookups = _check_again(uow, row, raw)
+    assessment = model.assess(filing, lookups, row["acceptance_day"])
+    version = row["version"] + 1
+    _store_version(uow, actor, row["id"], version, filing, assessment, reason)
+    _store_items(uow, row["id"], filing, assessment)
+    _store_documents(uow, actor, row["id"], filing.documents)
+    uow.conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(
+        version=version, transport_mode=filing.transport_mode, transport_document=filing.transport_document,
+        invoice_total_minor=to_minor_units(filing.invoice_total, filing.currency),
+        **_totals_fen(assessment), **changes))
+    difference = model.difference(model.Assessment(tuple(before["items"]), before["totals"]), assessment)
+    return NewVersion(filing, lookups, assessment, version, difference)
+
+
 def amend_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, raw: object, reason: str) -> dict:
     """Before release: a new version of the filing, checked and assessed again at the acceptance
     day's rates; new requirements raise new agency tasks. The history keeps every version."""
     _require_reason(reason)
     with uow.transaction() as conn:
         row = _own_open_row(uow, actor, id_or_number)
-        filing, lookups = _check_again(uow, row, raw)
-        assessment = model.assess(filing, lookups, row["acceptance_day"])
-        version = row["version"] + 1
-        _store_version(uow, actor, row["id"], version, filing, assessment, reason)
-        _store_items(uow, row["id"], filing, assessment)
-        _store_documents(uow, actor, row["id"], filing.documents)
-        conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(
-            version=version, transport_mode=filing.transport_mode, transport_document=filing.transport_document,
-            invoice_total_minor=to_minor_units(filing.invoice_total, filing.currency), **_totals_fen(assessment)))
+        new = _new_version(uow, actor, row, raw, reason)
+        filing, lookups, version, assessment = new.filing, new.lookups, new.version, new.assessment
         existing = set(conn.execute(select(agency_tasks.c.kind).where(
             agency_tasks.c.declaration_id == row["id"])).scalars())
         _raise_tasks(uow, row["id"], filing, lookups, row["acceptance_day"], utcnow(), keep=existing)
@@ -627,21 +651,12 @@ def correct_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, raw: o
     """After release: a corrected filing re-assessed at the acceptance day's rates; the answer
     shows the difference to pay (positive) or to refund (negative)."""
     _require_reason(reason)
-    with uow.transaction() as conn:
+    with uow.transaction():
         row = _own_row(uow, actor, id_or_number, for_update=True)
         if row["released_at"] is None or row["cancelled_at"] is not None:
             raise Conflict("Only a released declaration is corrected; amend it before release.", "not_released")
-        before = conn.execute(select(declaration_versions.c.assessment).where(
-            declaration_versions.c.declaration_id == row["id"],
-            declaration_versions.c.version == row["version"])).scalar_one()
-        filing, lookups = _check_again(uow, row, raw)
-        assessment = model.assess(filing, lookups, row["acceptance_day"])
-        diff = model.difference(model.Assessment(tuple(before["items"]), before["totals"]), assessment)
-        version = row["version"] + 1
-        _store_version(uow, actor, row["id"], version, filing, assessment, f"post-release correction: {reason}")
-        _store_items(uow, row["id"], filing, assessment)
-        conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(
-            version=version, **_totals_fen(assessment)))
+        new = _new_version(uow, actor, row, raw, f"post-release correction: {reason}")
+        version, diff = new.version, new.difference
         uow.audit(actor, "customs.declaration_corrected", "declaration", row["id"],
                   {"version": row["version"]}, {"version": version, "difference": diff, "reason": reason})
         amount = Decimal(diff["total"])
@@ -654,7 +669,7 @@ def complete_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, raw: 
     """Step two of a two-step declaration: the complete filing, checked in full and assessed at
     the acceptance day's rates; the answer shows the difference from the summary's assessment
     (positive to pay, negative to refund)."""
-    with uow.transaction() as conn:
+    with uow.transaction():
         row = _own_row(uow, actor, id_or_number, for_update=True)
         if row["filing_mode"] != "summary":
             raise Conflict("Only a summary filing is completed; this one was complete.", "not_a_summary")
@@ -663,20 +678,9 @@ def complete_declaration(uow: UnitOfWork, actor: Actor, id_or_number: str, raw: 
         if row["cancelled_at"] is not None:
             raise Conflict("The declaration is cancelled.", "declaration_cancelled")
         complete = {**raw, "filing_mode": "complete"} if isinstance(raw, Mapping) else raw
-        before = conn.execute(select(declaration_versions.c.assessment).where(
-            declaration_versions.c.declaration_id == row["id"],
-            declaration_versions.c.version == row["version"])).scalar_one()
-        filing, lookups = _check_again(uow, row, complete)
-        assessment = model.assess(filing, lookups, row["acceptance_day"])
-        diff = model.difference(model.Assessment(tuple(before["items"]), before["totals"]), assessment)
-        version = row["version"] + 1
         now = utcnow()
-        _store_version(uow, actor, row["id"], version, filing, assessment, "complete filing")
-        _store_items(uow, row["id"], filing, assessment)
-        _store_documents(uow, actor, row["id"], filing.documents)
-        conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(
-            version=version, completed_at=now,
-            invoice_total_minor=to_minor_units(filing.invoice_total, filing.currency), **_totals_fen(assessment)))
+        new = _new_version(uow, actor, row, complete, "complete filing", completed_at=now)
+        version, diff = new.version, new.difference
         uow.audit(actor, "customs.declaration_completed", "declaration", row["id"], {"version": row["version"]},
                   {"version": version, "difference": diff,
                    "late": _complete_overdue(row, business_day(now))})
@@ -889,12 +893,7 @@ def _record_control(uow: UnitOfWork, actor: Actor, row: dict, conform: bool, fin
     else:
         values.update(lane_refused=True)
     if corrected is not None:
-        filing, lookups = _check_again(uow, row, corrected)
-        assessment = model.assess(filing, lookups, row["acceptance_day"])
-        version = row["version"] + 1
-        _store_version(uow, actor, row["id"], version, filing, assessment, f"{kind}: {findings}")
-        _store_items(uow, row["id"], filing, assessment)
-        values.update(version=version, **_totals_fen(assessment))
+        _new_version(uow, actor, row, corrected, f"{kind}: {findings}")
     conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(**values))
     after: dict[str, Any] = {"conform": conform, "findings": findings, "corrected": corrected is not None}
     if sealed is not None:

@@ -160,11 +160,9 @@ def _keeper_book(uow: UnitOfWork, actor: Actor, book_id: str) -> dict:
 
 
 def _book_row(uow: UnitOfWork, book_id: str, for_update: bool = False) -> dict:
-    query = select(bonded_books).where(bonded_books.c.id == book_id)
-    if for_update and uow.dialect == "postgresql":
-        # Every move of a book takes this lock first: two releases of the last unit queue up, and
-        # the second sees the first one's reservation. (SQLite: BEGIN IMMEDIATE already serialises.)
-        query = query.with_for_update()
+    # Every move of a book takes this lock first: two releases of the last unit queue up, and the
+    # second sees the first one's reservation.
+    query = uow.locking(select(bonded_books).where(bonded_books.c.id == book_id), for_update)
     row = uow.conn.execute(query).mappings().first()
     if row is None:
         raise not_found("account book", book_id)

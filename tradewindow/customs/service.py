@@ -426,8 +426,7 @@ def _notify(uow: UnitOfWork, row: Mapping, code: str, **values: object) -> None:
 
 def _row(uow: UnitOfWork, declaration_id: str, for_update: bool = False) -> dict:
     query = select(declarations).where(declarations.c.id == declaration_id)
-    if for_update and uow.dialect == "postgresql":
-        query = query.with_for_update()
+    query = uow.locking(query, for_update)
     row = uow.conn.execute(query).mappings().first()
     if row is None:
         raise not_found("declaration", declaration_id)

@@ -205,8 +205,7 @@ def _lock_year(uow: UnitOfWork, buyer: str, year: int) -> Decimal:
         .on_conflict_do_nothing(index_elements=["buyer_id_number", "year"]))
     query = select(cbec_buyer_years.c.total_fen).where(cbec_buyer_years.c.buyer_id_number == buyer,
                                                        cbec_buyer_years.c.year == year)
-    if uow.dialect == "postgresql":
-        query = query.with_for_update()
+    query = uow.locking(query)
     return from_minor_units(conn.execute(query).scalar_one())
 
 

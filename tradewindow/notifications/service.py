@@ -396,8 +396,7 @@ def _own_subscription(uow: UnitOfWork, actor: Actor, subscription_id: str,
                       for_update: bool = False) -> RowMapping:
     enterprise_id = _require_enterprise(actor)
     query = select(webhook_subscriptions).where(webhook_subscriptions.c.id == subscription_id)
-    if for_update and uow.dialect == "postgresql":
-        query = query.with_for_update()
+    query = uow.locking(query, for_update)
     row = uow.conn.execute(query).mappings().first()
     # Another enterprise's subscription does not exist, as far as the caller can tell.
     if row is None or row["enterprise_id"] != enterprise_id:
@@ -415,8 +414,7 @@ def _own_delivery(uow: UnitOfWork, actor: Actor, delivery_id: str, for_update: b
 
 def _delivery_row(uow: UnitOfWork, delivery_id: str, for_update: bool = False) -> RowMapping:
     query = select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
-    if for_update and uow.dialect == "postgresql":
-        query = query.with_for_update()
+    query = uow.locking(query, for_update)
     return uow.conn.execute(query).mappings().first()
 
 

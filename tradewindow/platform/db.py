@@ -193,6 +193,11 @@ class UnitOfWork:
             self._conn, self._writing = None, False
             conn.close()
 
+    def locking(self, query: Any, lock: bool = True) -> Any:
+        """The query taking row locks (SELECT ... FOR UPDATE) on PostgreSQL, so that two writers
+        of one row queue up; SQLite needs none, its writers are serialised by BEGIN IMMEDIATE."""
+        return query.with_for_update() if lock and self.dialect == "postgresql" else query
+
     # Audit and outbox live in platform.audit / platform.outbox; these shortcuts keep service code
     # to one line per record.
     def audit(self, actor: Any, action: str, object_type: str, object_id: str,

@@ -56,9 +56,9 @@ def relay_pending(uow: UnitOfWork, batch_size: int = 500) -> int:
     """Publish a batch of committed, unrelayed events: number them and hand each to the
     subscribers, in one transaction (a subscriber's failure leaves the batch for the next try)."""
     with uow.transaction() as conn:
-        rows = conn.execute(
-            _lock_if_postgres(uow, select(outbox_events).where(outbox_events.c.relayed_at.is_(None))
-                              .order_by(outbox_events.c.id).limit(batch_size))
+        rows = conn.execute(   # locked: two relays must not number the same event twice
+            uow.locking(select(outbox_events).where(outbox_events.c.relayed_at.is_(None))
+                        .order_by(outbox_events.c.id).limit(batch_size))
         ).mappings().all()
         if not rows:
             return 0
@@ -73,12 +73,6 @@ def relay_pending(uow: UnitOfWork, batch_size: int = 500) -> int:
                 if event.event_type.startswith(prefix):
                     handler(uow, event)
         return len(rows)
-
-
-def _lock_if_postgres(uow: UnitOfWork, query: Any) -> Any:
-    # Two relays must not number the same event twice; on SQLite BEGIN IMMEDIATE already
-    # serialises them.
-    return query.with_for_update() if uow.dialect == "postgresql" else query
 
 
 def events_after(conn: Connection, after_seq: int, limit: int = 100,

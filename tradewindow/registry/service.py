@@ -776,8 +776,7 @@ def _find_enterprise(uow: UnitOfWork, id_or_uscc: str) -> Any:
 
 def _enterprise_row(uow: UnitOfWork, enterprise_id: str, for_update: bool = False) -> dict:
     query = select(enterprises).where(enterprises.c.id == enterprise_id)
-    if for_update and uow.dialect == "postgresql":
-        query = query.with_for_update()
+    query = uow.locking(query, for_update)
     row = uow.conn.execute(query).mappings().first()
     if row is None:
         raise not_found("enterprise", enterprise_id)

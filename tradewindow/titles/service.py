@@ -684,8 +684,7 @@ def _may_see(uow: UnitOfWork, actor: Actor, bill: Mapping) -> bool:
 
 def _bill_row(uow: UnitOfWork, bol_number: str, for_update: bool = False) -> dict | None:
     query = select(bills_of_lading).where(bills_of_lading.c.bol_number == bol_number)
-    if for_update and uow.dialect == "postgresql":
-        query = query.with_for_update()
+    query = uow.locking(query, for_update)
     row = uow.conn.execute(query).mappings().first()
     return dict(row) if row else None
 

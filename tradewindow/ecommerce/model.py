@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -313,8 +314,10 @@ def content_hash(record: Record) -> str:
 
 # --- personal data -------------------------------------------------------------------------------
 
+@lru_cache(maxsize=65536)
 def valid_buyer_id(number: str) -> bool:
-    """A Chinese resident identity number (18 characters, birth date, ISO 7064 check)."""
+    """A Chinese resident identity number (18 characters, birth date, ISO 7064 check). Cached:
+    a festival's repeat buyers are checked once."""
     return ric.is_valid(number)
 
 
@@ -376,10 +379,17 @@ def quote_request(order: Order, on_date: Any) -> dict[str, Any]:
     return {"regime": "cbec", "date": on_date.isoformat(), "items": items}
 
 
+def quote_order(order: Order, on_date: date, lookup: tariff_model.TariffLookup) -> tariff_model.Quote:
+    """The tariff quote of an order (raises ValidationFailed when the tariff cannot tax it)."""
+    request = tariff_model.parse_quote_request(quote_request(order, on_date), lookup, on_date)
+    return tariff_model.quote(request, lookup.agreements())
+
+
 def assess(order: Order, payment: Payment, waybill: Waybill, lookup: tariff_model.TariffLookup,
-           zone: ZoneInfo) -> Assessment:
+           zone: ZoneInfo, quoter: Callable[[Order, date, Any], tariff_model.Quote] = quote_order) -> Assessment:
     """Match the three documents and tax the order on the rates in force on its order day.
-    Every reason found is reported, not only the first."""
+    Every reason found is reported, not only the first. `quoter` is `quote_order` or a cache
+    in front of it (the batch path: one quote per distinct request)."""
     reasons: set[Reason] = set()
     on_date = order.ordered_at.astimezone(zone).date()
     if not valid_buyer_id(order.buyer_id_number):
@@ -404,8 +414,7 @@ def assess(order: Order, payment: Payment, waybill: Waybill, lookup: tariff_mode
     if reasons & {Reason.UNKNOWN_TARIFF_CODE, Reason.ORDER_LIMIT_EXCEEDED}:
         return assessment
     try:
-        request = tariff_model.parse_quote_request(quote_request(order, on_date), lookup, on_date)
-        quote = tariff_model.quote(request, lookup.agreements())
+        quote = quoter(order, on_date, lookup)
     except ValidationFailed as refused:
         codes = {p.code for p in refused.problems}
         reasons.add(Reason.ORDER_LIMIT_EXCEEDED if "cbec_order_limit_exceeded" in codes

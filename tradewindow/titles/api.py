@@ -33,6 +33,13 @@ EXAMPLE = {
     "containers": ["CSQU3054383"], "place_of_receipt": "CNCKG", "place_of_delivery": "DEDUI",
     "consignment_reference": "CR-2026-0042",
 }
+SEA_EXAMPLE = {
+    "kind": "sea_bill", "bol_number": "COSU6281734010", "shipper_uscc": "91500115GG37HDHFEA",
+    "consignee_uscc": None, "goods_description": "Laptop computers, 40 pallets", "packages": 40,
+    "gross_mass_kg": "12850.5", "containers": ["CSQU3054383"], "vessel": "COSCO SHIPPING ARIES",
+    "voyage": "062W", "port_of_loading": "CNQZH", "port_of_discharge": "SGSIN",
+    "place_of_receipt": "CNCKG", "place_of_delivery": "SGSIN",
+}
 
 
 class KeyBody(Schema):
@@ -89,19 +96,22 @@ def register_key(body: KeyBody, uow: Uow, actor: Party) -> dict:
 
 @router.get("/titles")
 def list_bills(uow: Uow, actor: Reader, status: Literal["active", "pledged", "surrendered", "void"] | None = None,
-               held: bool = False, limit: int = Query(50, ge=1, le=500),
-               offset: int = Query(0, ge=0, le=1_000_000)) -> Any:
-    """Bills of lading you issued, hold, held or took in pledge (customs: all), newest first.
-    Roles: enterprise roles, customs."""
-    return _json(service.list_bills(uow, actor, status, held, limit, offset))
+               held: bool = False, kind: Literal["railway_bill", "sea_bill"] | None = None,
+               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)) -> Any:
+    """Bills of lading you issued, hold, held or took in pledge (customs: all), newest first;
+    `kind` picks railway or sea bills. Roles: enterprise roles, customs."""
+    return _json(service.list_bills(uow, actor, status, held, limit, offset, kind))
 
 
 @router.post("/titles", status_code=201,
              responses={200: {"description": "The same bill issued again: the first result."}})
-def issue(uow: Uow, actor: Carrier, body: Annotated[Any, Body(openapi_examples={"bill": {"value": EXAMPLE}})]) -> Any:
+def issue(uow: Uow, actor: Carrier, body: Annotated[Any, Body(openapi_examples={
+        "railway bill": {"value": EXAMPLE}, "sea bill": {"value": SEA_EXAMPLE}})]) -> Any:
     """Issue a bill of lading to the shipper (to a named consignee, or to order when
-    `consignee_uscc` is null). 201 with the bill; 200 with the first result when the same bill is
-    sent again; 422 with every problem. Roles: carrier."""
+    `consignee_uscc` is null). `kind` is `railway_bill` (the default) or `sea_bill`, which also
+    names `vessel`, `voyage`, `port_of_loading` and `port_of_discharge` (place of receipt and of
+    delivery default to the ports). 201 with the bill; 200 with the first result when the same
+    bill is sent again; 422 with every problem. Roles: carrier."""
     issued = service.issue_bill(uow, actor, body)
     return _json(issued.bill, 201 if issued.created else 200)
 

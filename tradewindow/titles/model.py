@@ -3,6 +3,17 @@
 each action appends to the bill's history, the hash chain and the Ed25519 signatures over it, and
 the root of the published chain heads.
 
+One model, several kinds of document
+------------------------------------
+An electronic transferable record in the sense of UNCITRAL's Model Law on Electronic Transferable
+Records (MLETR) is the same thing whatever paper it replaces: one record that is singled out, one
+holder in control of it at a time, and a reliable history of who controlled it. So a railway bill
+of lading and a sea bill of lading follow the same title rules, chain and signatures here; only
+their particulars differ (`Kind`, `KIND_FIELDS`): a sea bill also names the vessel, the voyage and
+the ports of loading and discharge. A railway bill's particulars are digested exactly as before
+sea bills existed (no "kind" key), so the digests signed into existing chains stay valid; every
+other kind adds "kind" and its own fields to the digested particulars.
+
 The canonical form of a record
 ------------------------------
 What is hashed and what is signed are the same bytes: the record as a JSON object with exactly
@@ -74,6 +85,16 @@ class Status(StrEnum):
     VOID = "void"
 
 
+class Kind(StrEnum):
+    RAILWAY_BILL = "railway_bill"      # China–Europe Railway Express, the Land–Sea corridor's rail leg
+    SEA_BILL = "sea_bill"              # a negotiable ocean bill of lading
+
+
+KIND_NAMES = {Kind.RAILWAY_BILL: "railway bill of lading", Kind.SEA_BILL: "sea bill of lading"}
+# The particulars each kind carries beyond the common ones.
+SEA_FIELDS = ("vessel", "voyage", "port_of_loading", "port_of_discharge")
+KIND_FIELDS: dict[Kind, tuple[str, ...]] = {Kind.RAILWAY_BILL: (), Kind.SEA_BILL: SEA_FIELDS}
+
 FINAL = frozenset({Status.SURRENDERED, Status.VOID})
 # Actions that name a counterparty (`to`): the endorsee, the bank taking the pledge.
 WITH_COUNTERPARTY = frozenset({Action.ENDORSE, Action.PLEDGE})
@@ -86,6 +107,7 @@ UN_LOCODE = re.compile(r"[A-Z]{2}[A-Z2-9]{3}")
 BILL_FIELDS = frozenset({
     "bol_number", "shipper_uscc", "consignee_uscc", "goods_description", "packages", "gross_mass_kg",
     "containers", "place_of_receipt", "place_of_delivery", "consignment_reference",
+    "kind", *SEA_FIELDS,
     # the issuer's own signature of the issue record, when it signs for itself
     "signed_at", "signature",
 })
@@ -105,6 +127,11 @@ class BillInput:
     place_of_receipt: str
     place_of_delivery: str
     consignment_reference: str | None
+    kind: Kind = Kind.RAILWAY_BILL
+    vessel: str | None = None           # sea bill: the vessel's name
+    voyage: str | None = None           # sea bill: the carrier's voyage number
+    port_of_loading: str | None = None  # sea bill: UN/LOCODE
+    port_of_discharge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,14 +150,25 @@ class Particulars:
     place_of_receipt: str
     place_of_delivery: str
     consignment_reference: str | None
+    kind: Kind = Kind.RAILWAY_BILL
+    vessel: str | None = None
+    voyage: str | None = None
+    port_of_loading: str | None = None
+    port_of_discharge: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"bol_number": self.bol_number, "issuer": self.issuer, "shipper": self.shipper,
-                "consignee": self.consignee, "goods_description": self.goods_description,
-                "packages": self.packages, "gross_mass_kg": decimal_text(self.gross_mass_kg),
-                "containers": list(self.containers), "place_of_receipt": self.place_of_receipt,
-                "place_of_delivery": self.place_of_delivery,
-                "consignment_reference": self.consignment_reference}
+        """What is digested: a railway bill as before other kinds existed, any other kind with
+        "kind" and its own particulars (see the module docstring)."""
+        particulars = {"bol_number": self.bol_number, "issuer": self.issuer, "shipper": self.shipper,
+                       "consignee": self.consignee, "goods_description": self.goods_description,
+                       "packages": self.packages, "gross_mass_kg": decimal_text(self.gross_mass_kg),
+                       "containers": list(self.containers), "place_of_receipt": self.place_of_receipt,
+                       "place_of_delivery": self.place_of_delivery,
+                       "consignment_reference": self.consignment_reference}
+        if self.kind is not Kind.RAILWAY_BILL:
+            particulars["kind"] = self.kind.value
+            particulars.update({name: getattr(self, name) for name in KIND_FIELDS[self.kind]})
+        return particulars
 
 
 def decimal_text(value: Decimal) -> str:
@@ -151,6 +189,8 @@ def check_bill(raw: object) -> tuple[BillInput | None, Problems]:
         return None, problems
     fields = FieldReader(raw, "", problems)
     fields.refuse_unknown(BILL_FIELDS)
+    chosen = fields.choice("kind", {k.value for k in Kind})
+    kind = Kind(chosen) if chosen else (None if fields.given("kind") else Kind.RAILWAY_BILL)
     number = fields.text("bol_number", required=True, max_length=35)
     if number is not None:
         number = number.upper()
@@ -163,14 +203,34 @@ def check_bill(raw: object) -> tuple[BillInput | None, Problems]:
     packages = _whole_number(fields, "packages")
     mass = fields.amount("gross_mass_kg", required=True, positive=True)
     containers = _containers(fields)
-    receipt = _locode(fields, "place_of_receipt")
-    delivery = _locode(fields, "place_of_delivery")
+    sea = _sea_particulars(fields, kind)
+    # A sea bill may be port to port: its place of receipt and of delivery default to the ports.
+    port_to_port = kind is Kind.SEA_BILL
+    receipt = _locode(fields, "place_of_receipt", required=not port_to_port) or sea.get("port_of_loading")
+    delivery = _locode(fields, "place_of_delivery", required=not port_to_port) or sea.get("port_of_discharge")
     reference = fields.text("consignment_reference", max_length=64)
     if problems:
         return None, problems
-    assert number and shipper and description and packages and mass and receipt and delivery
+    assert number and shipper and description and packages and mass and receipt and delivery and kind
     return BillInput(number, shipper.upper(), consignee.upper() if consignee else None, description,
-                     packages, mass, containers, receipt, delivery, reference), problems
+                     packages, mass, containers, receipt, delivery, reference, kind, **sea), problems
+
+
+def _sea_particulars(fields: FieldReader, kind: Kind | None) -> dict[str, str | None]:
+    """A sea bill's vessel, voyage and ports; refused on a kind that does not carry them."""
+    if kind is not Kind.SEA_BILL:
+        for name in SEA_FIELDS:
+            if fields.given(name) and kind is not None:
+                fields.add(name, "not_for_this_kind", f"A {KIND_NAMES[kind]} has no {name.replace('_', ' ')}.")
+        return {}
+    vessel = fields.text("vessel", required=True, max_length=35)
+    voyage = fields.text("voyage", required=True, max_length=17)
+    loading = _locode(fields, "port_of_loading")
+    discharge = _locode(fields, "port_of_discharge")
+    if loading and discharge and loading == discharge:
+        fields.add("port_of_discharge", "same_port", "The ports of loading and discharge are different ports.")
+    return {"vessel": vessel.upper() if vessel else None, "voyage": voyage.upper() if voyage else None,
+            "port_of_loading": loading, "port_of_discharge": discharge}
 
 
 def _whole_number(fields: FieldReader, name: str) -> int | None:
@@ -210,8 +270,8 @@ def _containers(fields: FieldReader) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _locode(fields: FieldReader, name: str) -> str | None:
-    text = fields.text(name, required=True, max_length=6)
+def _locode(fields: FieldReader, name: str, required: bool = True) -> str | None:
+    text = fields.text(name, required=required, max_length=6)
     if text is None:
         return None
     code = text.replace(" ", "").upper()

@@ -32,7 +32,7 @@ from tradewindow.platform.jobs import periodic
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 from tradewindow.titles import model
-from tradewindow.titles.model import Action, Head, Particulars, PublicKey, Record, Status, TitleState
+from tradewindow.titles.model import Action, Head, Kind, Particulars, PublicKey, Record, Status, TitleState
 from tradewindow.titles.tables import (
     bills_of_lading,
     signing_keys,
@@ -197,10 +197,12 @@ def _issue(uow: UnitOfWork, actor: Actor, issuer_id: str, raw: object) -> dict:
         packages=particulars.packages, gross_mass_kg=model.decimal_text(particulars.gross_mass_kg),
         containers=list(particulars.containers), place_of_receipt=particulars.place_of_receipt,
         place_of_delivery=particulars.place_of_delivery,
-        consignment_reference=particulars.consignment_reference, document_hash=record.document,
+        consignment_reference=particulars.consignment_reference, kind=particulars.kind.value,
+        vessel=particulars.vessel, voyage=particulars.voyage, port_of_loading=particulars.port_of_loading,
+        port_of_discharge=particulars.port_of_discharge, document_hash=record.document,
         issued_at=record.at, **_derived(state)))
     _store_record(uow, bill_id, record)
-    _after_action(uow, actor, bill_id, None, state, record, issuer_id)
+    _after_action(uow, actor, bill_id, None, state, record, issuer_id, particulars.kind)
     return _view(uow, _bill_by_id(uow, bill_id))
 
 
@@ -242,7 +244,9 @@ def _particulars(uow: UnitOfWork, issuer_id: str, raw: object) -> Particulars:
                        goods_description=filed.goods_description, packages=filed.packages,
                        gross_mass_kg=filed.gross_mass_kg, containers=filed.containers,
                        place_of_receipt=filed.place_of_receipt, place_of_delivery=filed.place_of_delivery,
-                       consignment_reference=filed.consignment_reference)
+                       consignment_reference=filed.consignment_reference, kind=filed.kind, vessel=filed.vessel,
+                       voyage=filed.voyage, port_of_loading=filed.port_of_loading,
+                       port_of_discharge=filed.port_of_discharge)
 
 
 def _refuse_taken_number(uow: UnitOfWork, number: str) -> None:
@@ -332,7 +336,7 @@ def _act(uow: UnitOfWork, actor: Actor, bol_number: str, action: Action, to_uscc
         _store_record(uow, bill["id"], record)
         uow.conn.execute(update(bills_of_lading).where(bills_of_lading.c.id == bill["id"])
                          .values(**_derived(after)))
-        _after_action(uow, actor, bill["id"], state, after, record, bill["issuer_id"])
+        _after_action(uow, actor, bill["id"], state, after, record, bill["issuer_id"], _kind(bill))
         return _view(uow, _bill_by_id(uow, bill["id"]))
 
 
@@ -414,7 +418,7 @@ def _store_record(uow: UnitOfWork, bill_id: str, record: Record) -> None:
 
 
 def _after_action(uow: UnitOfWork, actor: Actor, bill_id: str, before: TitleState | None,
-                  after: TitleState, record: Record, issuer_id: str) -> None:
+                  after: TitleState, record: Record, issuer_id: str, kind: Kind) -> None:
     code = NOTIFICATION_CODES[record.action]
     uow.audit(actor, code, "bill_of_lading", bill_id, _state_public(before) if before else None,
               {**_state_public(after), "record": record.sequence, "hash": record.hash})
@@ -422,23 +426,25 @@ def _after_action(uow: UnitOfWork, actor: Actor, bill_id: str, before: TitleStat
                before.pledgee if before else None]
     audiences = list(dict.fromkeys(p for p in parties if p))
     uow.emit(code, "bill_of_lading", bill_id, {
-        "number": after.bol_number, "action": record.action.value, "sequence": record.sequence,
+        "number": after.bol_number, "kind": kind.value, "action": record.action.value,
+        "sequence": record.sequence,
         "holder_id": after.holder, "pledgee_id": after.pledgee, "status": after.status.value,
-        "notification": {"code": code, "message": _message(record, after), "subject_type": "bill_of_lading",
+        "notification": {"code": code, "message": _message(record, after, kind), "subject_type": "bill_of_lading",
                          "subject_id": bill_id, "audiences": audiences},
     }, owner_enterprise_id=after.holder)
 
 
-def _message(record: Record, state: TitleState) -> str:
-    number = state.bol_number
+def _message(record: Record, state: TitleState, kind: Kind) -> str:
+    bill = f"{model.KIND_NAMES[kind]} {state.bol_number}"
+    the_bill = bill[0].upper() + bill[1:]
     return {
-        Action.ISSUE: f"Bill of lading {number} was issued.",
-        Action.ENDORSE: f"Bill of lading {number} was endorsed to a new holder.",
-        Action.PLEDGE: f"Bill of lading {number} was pledged to a bank.",
-        Action.RELEASE_PLEDGE: f"The pledge on bill of lading {number} was released.",
-        Action.TAKE_OVER: f"The pledgee took over bill of lading {number}.",
-        Action.SURRENDER: f"Bill of lading {number} was surrendered against delivery.",
-        Action.VOID: f"Bill of lading {number} was voided by its issuer.",
+        Action.ISSUE: f"{the_bill} was issued.",
+        Action.ENDORSE: f"{the_bill} was endorsed to a new holder.",
+        Action.PLEDGE: f"{the_bill} was pledged to a bank.",
+        Action.RELEASE_PLEDGE: f"The pledge on {bill} was released.",
+        Action.TAKE_OVER: f"The pledgee took over {bill}.",
+        Action.SURRENDER: f"{the_bill} was surrendered against delivery.",
+        Action.VOID: f"{the_bill} was voided by its issuer.",
     }[record.action]
 
 
@@ -452,8 +458,9 @@ def get_bill(uow: UnitOfWork, actor: Actor, bol_number: str) -> dict:
 
 
 def list_bills(uow: UnitOfWork, actor: Actor, status: str | None = None, held: bool = False,
-               limit: int = 50, offset: int = 0) -> dict:
-    """Bills the caller may see, newest first; `held`: only those its enterprise holds now."""
+               limit: int = 50, offset: int = 0, kind: str | None = None) -> dict:
+    """Bills the caller may see, newest first; `held`: only those its enterprise holds now;
+    `kind`: only railway bills or only sea bills."""
     with uow.read() as conn:
         query = select(bills_of_lading)
         if not actor.is_(*SEES_ALL_TITLES):
@@ -464,6 +471,8 @@ def list_bills(uow: UnitOfWork, actor: Actor, status: str | None = None, held: b
             query = query.where(bills_of_lading.c.holder_id == actor.enterprise_id)
         if status:
             query = query.where(bills_of_lading.c.status == status)
+        if kind:
+            query = query.where(bills_of_lading.c.kind == kind)
         total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = conn.execute(query.order_by(bills_of_lading.c.issued_at.desc(), bills_of_lading.c.id.desc())
                             .limit(limit).offset(offset)).mappings().all()
@@ -710,7 +719,16 @@ def _stored_particulars(bill: Mapping) -> Particulars:
                        packages=bill["packages"], gross_mass_kg=Decimal(bill["gross_mass_kg"]),
                        containers=tuple(bill["containers"]), place_of_receipt=bill["place_of_receipt"],
                        place_of_delivery=bill["place_of_delivery"],
-                       consignment_reference=bill["consignment_reference"])
+                       consignment_reference=bill["consignment_reference"], kind=_kind(bill),
+                       vessel=bill["vessel"], voyage=bill["voyage"], port_of_loading=bill["port_of_loading"],
+                       port_of_discharge=bill["port_of_discharge"])
+
+
+def _kind(bill: Mapping) -> Kind:
+    try:
+        return Kind(bill["kind"])
+    except ValueError:            # tampered: the document digest will show it
+        return Kind.RAILWAY_BILL
 
 
 def _records(uow: UnitOfWork, bill: Mapping) -> list[Record]:
@@ -769,14 +787,17 @@ def _party(uow: UnitOfWork, enterprise_id: str | None, cache: dict[str, dict]) -
 def _view(uow: UnitOfWork, bill: Mapping, with_records: bool = False) -> dict:
     cache: dict[str, dict] = {}
     view = {
-        "id": bill["id"], "bol_number": bill["bol_number"], "status": bill["status"],
+        "id": bill["id"], "bol_number": bill["bol_number"], "kind": bill["kind"],
+        "kind_name": model.KIND_NAMES[_kind(bill)], "status": bill["status"],
         "issuer": _party(uow, bill["issuer_id"], cache), "shipper": _party(uow, bill["shipper_id"], cache),
         "consignee": _party(uow, bill["consignee_id"], cache), "to_order": bill["consignee_id"] is None,
         "holder": _party(uow, bill["holder_id"], cache), "pledgee": _party(uow, bill["pledgee_id"], cache),
         "goods_description": bill["goods_description"], "packages": bill["packages"],
         "gross_mass_kg": bill["gross_mass_kg"], "containers": list(bill["containers"]),
         "place_of_receipt": bill["place_of_receipt"], "place_of_delivery": bill["place_of_delivery"],
-        "consignment_reference": bill["consignment_reference"], "issued_at": bill["issued_at"],
+        "consignment_reference": bill["consignment_reference"], "vessel": bill["vessel"],
+        "voyage": bill["voyage"], "port_of_loading": bill["port_of_loading"],
+        "port_of_discharge": bill["port_of_discharge"], "issued_at": bill["issued_at"],
         "sequence": bill["sequence"], "head_hash": bill["head_hash"], "document_hash": bill["document_hash"],
     }
     if with_records:

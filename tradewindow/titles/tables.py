@@ -41,6 +41,8 @@ bills_of_lading = Table(
     "bills_of_lading", metadata,
     Column("id", id_column_type(), primary_key=True),
     Column("bol_number", String(35), nullable=False, unique=True),
+    # model.Kind: railway_bill | sea_bill (the same title rules; the particulars below differ)
+    Column("kind", String(20), nullable=False, server_default="railway_bill"),
     Column("issuer_id", id_column_type(), nullable=False),
     Column("shipper_id", id_column_type(), nullable=False),
     Column("consignee_id", id_column_type()),                          # null: "to order"
@@ -51,6 +53,11 @@ bills_of_lading = Table(
     Column("place_of_receipt", String(5), nullable=False),             # UN/LOCODE
     Column("place_of_delivery", String(5), nullable=False),
     Column("consignment_reference", String(64)),
+    # A sea bill's vessel, voyage and ports (UN/LOCODE); null on a railway bill.
+    Column("vessel", String(35)),
+    Column("voyage", String(17)),
+    Column("port_of_loading", String(5)),
+    Column("port_of_discharge", String(5)),
     Column("document_hash", String(64), nullable=False),
     Column("issued_at", UtcDateTime(), nullable=False),
     # Derived from the records, kept for queries (who holds what).
@@ -61,6 +68,7 @@ bills_of_lading = Table(
     Column("head_hash", String(64), nullable=False),
     Index("ix_bills_of_lading_holder", "holder_id"),
     Index("ix_bills_of_lading_issuer", "issuer_id"),
+    Index("ix_bills_of_lading_kind", "kind", "status"),
 )
 
 title_records = Table(

@@ -53,9 +53,18 @@ NOTIFICATION_CODES: dict[str, str] = {
     "ecommerce.inventory_released": "Inventory list {number} was released.",
     "ecommerce.inventory_inspection": "Inventory list {number} was selected for inspection.",
     "ecommerce.inventory_rejected": "Inventory list {number} was rejected.",
-    # logistics and titles
+    # logistics
     "logistics.alert_raised": "A monitoring alert was raised on consignment {number}.",
-    "titles.bill_endorsed": "Bill of lading {number} was endorsed to you.",
+    # titles: one code per action on a bill of lading (railway or sea bill), and the signing keys
+    "titles.bill_issued": "Bill of lading {number} was issued.",
+    "titles.bill_endorsed": "Bill of lading {number} was endorsed to a new holder.",
+    "titles.bill_pledged": "Bill of lading {number} was pledged to a bank.",
+    "titles.pledge_released": "The pledge on bill of lading {number} was released.",
+    "titles.bill_taken_over": "The pledgee took over bill of lading {number}.",
+    "titles.bill_surrendered": "Bill of lading {number} was surrendered against delivery.",
+    "titles.bill_voided": "Bill of lading {number} was voided by its issuer.",
+    "titles.key_registered": "A new signing key {fingerprint} was registered for your enterprise.",
+    "titles.heads_published": "The chain heads of {titles} bills of lading were published (checkpoint {hash}).",
     # the platform itself
     "webhook.test": "This is a test notification.",
 }

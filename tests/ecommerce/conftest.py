@@ -84,6 +84,12 @@ class Parcel:
 def cbec_world(world):
     """`world` plus the demo tariff and the e-commerce parties, each with one user."""
     tariff.load_demo_schedule(world.uow, Actor(user_id=None, username="fixture", role=Role.CUSTOMS))
+    return add_cbec_parties(world)
+
+
+def add_cbec_parties(world):
+    """The platform, payment and logistics companies (and a second platform and logistics
+    company), each with one user, added to a world that has the tariff already."""
     zone = Actor(user_id=None, username="fixture", role=Role.ZONE, agency_id=world["zone"].agency_id)
     for name, kind in (("platform", "platform"), ("payment", "payment"), ("logistics", "logistics"),
                        ("other_platform", "platform"), ("other_logistics", "logistics")):

@@ -70,12 +70,14 @@ class MoveKind(StrEnum):
     ADJUSTMENT = "adjustment"                # stocktaking difference
     CONSUMPTION = "consumption"              # processing order: materials used up
     PRODUCTION = "production"                # processing order: finished goods made
+    CBEC_RELEASE = "cbec_release"            # a bonded-import e-commerce parcel released or inspected
+    CBEC_RETURN = "cbec_return"              # that parcel cancelled or returned: its goods come back
 
 
 # How the reconciliation report groups moves that cross the book's boundary.
-RECEIPT_KINDS = frozenset({MoveKind.ENTRY, MoveKind.TRANSFER_IN, MoveKind.PRODUCTION})
+RECEIPT_KINDS = frozenset({MoveKind.ENTRY, MoveKind.TRANSFER_IN, MoveKind.PRODUCTION, MoveKind.CBEC_RETURN})
 REMOVAL_KINDS = frozenset({MoveKind.RELEASE, MoveKind.REEXPORT, MoveKind.TRANSFER_OUT,
-                           MoveKind.DESTRUCTION, MoveKind.CONSUMPTION})
+                           MoveKind.DESTRUCTION, MoveKind.CONSUMPTION, MoveKind.CBEC_RELEASE})
 
 
 # --- serial numbers --------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from tradewindow.bonded.tables import (
 )
 from tradewindow.customs import model as customs_model
 from tradewindow.customs import service as customs
-from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, business_day, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, Problems, ValidationFailed, not_found, require
 from tradewindow.platform.fields import FieldReader
@@ -1352,6 +1352,92 @@ def reconciliation_csv(report: dict) -> str:
         writer.writerow([row["tariff_code"], row["description"], row["unit"], row["opening"], row["receipts"],
                          *[row["removals"][k] for k in kinds], row["adjustments"], row["closing"]])
     return out.getvalue()
+
+
+# --- cross-border e-commerce bonded import ------------------------------------------------------------
+# An e-commerce order naming a bonded warehouse (the bonded-import mode, "1210") takes its goods out
+# of that warehouse's cbec_bonded_import book when customs releases (or inspects) the parcel; the
+# platform withheld the parcel's taxes, so no declaration is lodged per parcel. The e-commerce
+# context calls these inside its own decision transaction.
+
+CBEC_REFERENCE = "cbec:{}"
+
+
+def cbec_book(uow: UnitOfWork, warehouse: str, for_update: bool = False) -> dict | None:
+    """The cross-border e-commerce account book an order names: by its id, or by its name when
+    one book of that kind bears it. None when there is none."""
+    kind = model.BookKind.CBEC_BONDED_IMPORT.value
+    found = uow.conn.execute(select(bonded_books.c.id).where(bonded_books.c.kind == kind,
+                                                             bonded_books.c.id == warehouse)).scalar()
+    if found is None:
+        named = uow.conn.execute(select(bonded_books.c.id).where(
+            bonded_books.c.kind == kind, bonded_books.c.name == warehouse).limit(2)).scalars().all()
+        found = named[0] if len(named) == 1 else None
+    return _book_row(uow, found, for_update) if found else None
+
+
+def draw_for_parcel(uow: UnitOfWork, warehouse: str, order_no: str, goods: list[tuple[str, Decimal]]) -> dict:
+    """Take a bonded-import parcel's goods (tariff code, quantity) out of the warehouse's book, first
+    in, first out over the lots of each tariff code, into the domestic market. Joins the caller's
+    transaction and locks the book first, so two workers never draw the same stock. The same order
+    again returns its first draw. Raises NotFound (no such book) or InsufficientStock
+    (`insufficient_stock`), changing nothing."""
+    with uow.transaction():
+        book = cbec_book(uow, warehouse, for_update=True)
+        if book is None:
+            raise not_found("cross-border e-commerce account book", warehouse)
+        reference = CBEC_REFERENCE.format(order_no)
+        if done := _by_reference(uow, book["id"], reference):
+            return done
+        stock, lots, items = _stock(uow, book["id"]), _lots(uow, book["id"]), _items(uow, book["id"])
+        wanted: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for code, quantity in goods:
+            wanted[code] += quantity
+        taken: dict[tuple[str, Location], Decimal] = defaultdict(lambda: ZERO)
+        lines: list[Line] = []
+        for code, quantity in wanted.items():
+            pairs = [(lid, loc) for lid, lot in lots.items() if items[lot["item_id"]]["tariff_code"] == code
+                     for loc in IN_ZONE_ORDER]
+            pool = [model.Available(str(i), stock.balances.get(pair, ZERO) - stock.reserved.get(pair, ZERO)
+                                    - taken[pair]) for i, pair in enumerate(pairs)]
+            for key, part in model.allocate_fifo(pool, quantity, f"Tariff line {code}"):
+                lid, loc = pairs[int(key)]
+                lines.append(Line(lid, None, loc, part))
+                taken[(lid, loc)] += part
+        now = utcnow()
+        request_id = _store_request(uow, SYSTEM, book["id"], MoveKind.CBEC_RELEASE, reference, lines,
+                                    status="done", reason=f"cross-border e-commerce parcel {order_no}")
+        for line in lines:
+            _move(uow, SYSTEM, book["id"], line.lot_id, lots[line.lot_id]["item_id"], None, MoveKind.CBEC_RELEASE,
+                  line.location, Location.DOMESTIC_MARKET, line.quantity, None, business_day(now), now,
+                  f"e-commerce parcel {order_no}", request_id)
+        return _by_reference(uow, book["id"], reference) or {}
+
+
+def return_parcel_goods(uow: UnitOfWork, warehouse: str, order_no: str) -> dict | None:
+    """A bonded-import parcel cancelled or returned: the goods it drew go back to where they were
+    taken from. Joins the caller's transaction; returning twice changes nothing. None when the
+    parcel drew nothing from the book."""
+    with uow.transaction() as conn:
+        book = cbec_book(uow, warehouse, for_update=True)
+        if book is None:
+            return None
+        row = conn.execute(select(bonded_requests).where(
+            bonded_requests.c.book_id == book["id"],
+            bonded_requests.c.client_reference == CBEC_REFERENCE.format(order_no))).mappings().first()
+        if row is None:
+            return None
+        if row["status"] == "done":
+            lots, now = _lots(uow, book["id"]), utcnow()
+            for line in conn.execute(select(bonded_request_lines).where(
+                    bonded_request_lines.c.request_id == row["id"])).mappings():
+                _move(uow, SYSTEM, book["id"], line["lot_id"], lots[line["lot_id"]]["item_id"], None,
+                      MoveKind.CBEC_RETURN, Location.DOMESTIC_MARKET, Location(line["location"]),
+                      Decimal(line["quantity"]), None, business_day(now), now,
+                      f"e-commerce parcel {order_no} cancelled", row["id"])
+            conn.execute(update(bonded_requests).where(bonded_requests.c.id == row["id"])
+                         .values(status="returned", done_at=now))
+        return _by_reference(uow, book["id"], CBEC_REFERENCE.format(order_no))
 
 
 # --- the registry asks before withdrawing an enterprise ------------------------------------------------

@@ -57,6 +57,8 @@ class Reason(StrEnum):
     TAX_WITHHELD_MISMATCH = "tax_withheld_mismatch"
     ORDER_LIMIT_EXCEEDED = "order_limit_exceeded"
     ANNUAL_LIMIT_EXCEEDED = "annual_limit_exceeded"
+    INSUFFICIENT_BONDED_STOCK = "insufficient_bonded_stock"   # bonded import: the warehouse is short
+    UNKNOWN_BONDED_WAREHOUSE = "unknown_bonded_warehouse"     # bonded import: no such e-commerce book
     DUPLICATE = "duplicate"                  # a record refused, never a parcel's reason
     RANDOM_INSPECTION = "random_inspection"  # a clean parcel drawn for inspection
 
@@ -71,6 +73,8 @@ REASON_MESSAGES = {
     Reason.TAX_WITHHELD_MISMATCH: "The tax withheld by the platform differs from the tax computed.",
     Reason.ORDER_LIMIT_EXCEEDED: "The order is over 5,000 CNY and is not one indivisible item.",
     Reason.ANNUAL_LIMIT_EXCEEDED: "The buyer's purchases this year would pass 26,000 CNY.",
+    Reason.INSUFFICIENT_BONDED_STOCK: "The bonded warehouse's account book holds too little of the goods.",
+    Reason.UNKNOWN_BONDED_WAREHOUSE: "No cross-border e-commerce account book is kept for that bonded warehouse.",
     Reason.RANDOM_INSPECTION: "Drawn for inspection by random sampling.",
 }
 
@@ -118,6 +122,8 @@ class Order:
     discount: Decimal
     tax_withheld: Decimal
     items: tuple[OrderItem, ...]
+    # Bonded-import mode: the goods wait in this bonded warehouse's e-commerce account book.
+    bonded_warehouse: str | None = None
 
     number = property(lambda self: self.order_no)
 
@@ -210,9 +216,7 @@ def parse_order(raw: object) -> Order:
     freight = r.money("freight", default=ZERO)
     discount = r.money("discount", default=ZERO)
     tax_withheld = r.money("tax_withheld", default=ZERO)
-    if r.given("bonded_warehouse"):
-        r.add("bonded_warehouse", "bonded_import_not_supported",
-              "The bonded-import mode is not available yet; send the order without bonded_warehouse.")
+    bonded_warehouse = r.text("bonded_warehouse", max_length=64)
     items = [_parse_item(item, f"items[{i}]", problems)
              for i, item in enumerate(r.items("items", required=True, max_items=MAX_ITEMS) or [])]
     if None not in (goods_value, freight, discount) and discount > goods_value + freight:  # type: ignore[operator]
@@ -220,7 +224,7 @@ def parse_order(raw: object) -> Order:
     problems.raise_if_any()
     return Order(order_no, platform_code, ordered_at, buyer_id.upper(), buyer_name,  # type: ignore[arg-type,union-attr]
                  consignee_name, consignee_address, currency, goods_value, freight, discount,  # type: ignore[arg-type]
-                 tax_withheld, tuple(items))  # type: ignore[arg-type]
+                 tax_withheld, tuple(items), bonded_warehouse)  # type: ignore[arg-type]
 
 
 def _parse_item(raw: object, path: str, problems: Problems) -> OrderItem | None:
@@ -305,7 +309,9 @@ def canonical(record: Record) -> dict[str, Any]:
             return {name: plain(getattr(value, name)) for name in OrderItem.__slots__}  # type: ignore[attr-defined]
         return value
 
-    return {name: plain(getattr(record, name)) for name in type(record).__slots__}  # type: ignore[union-attr]
+    # An order without a bonded warehouse hashes as it did before the bonded-import mode existed.
+    return {name: plain(getattr(record, name)) for name in type(record).__slots__  # type: ignore[union-attr]
+            if not (name == "bonded_warehouse" and getattr(record, name) is None)}
 
 
 def content_hash(record: Record) -> str:
@@ -471,6 +477,12 @@ def decide(assessment: Assessment, year_total: Decimal, drawn: bool) -> Outcome:
     if drawn:
         return Outcome(Decision.INSPECT, (Reason.RANDOM_INSPECTION,), assessment.customs_value, after)
     return Outcome(Decision.RELEASE, (), assessment.customs_value, after)
+
+
+def without_bonded_stock(outcome: Outcome, year_total: Decimal, reason: Reason) -> Outcome:
+    """A parcel that would be released or inspected, but whose bonded warehouse cannot give its
+    goods: refused, and nothing counts toward the buyer's year."""
+    return Outcome(Decision.REJECT, (reason,), ZERO, year_total)
 
 
 def batch_key(buyer_id_number: str, ordered_at: datetime, order_no: str) -> tuple[str, datetime, str]:

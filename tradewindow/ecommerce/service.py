@@ -35,12 +35,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from tradewindow.bonded import service as bonded_service
+from tradewindow.bonded.model import InsufficientStock
 from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
-from tradewindow.platform.errors import Conflict, Problem, ValidationFailed, not_found, require
+from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import periodic
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
@@ -216,6 +218,8 @@ def _decide(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, y
     waybill = model.parse_waybill(documents["waybill_body"])
     assessment = model.assess(order, payment, waybill, tariff_service.tariff_lookup(uow), zone)
     outcome = model.decide(assessment, year_total, sampling.draws(order.order_no))
+    if order.bonded_warehouse and outcome.decision is not Decision.REJECT:
+        outcome = _draw_bonded_goods(uow, order, outcome, year_total)
     year = model.limit_year(order, zone)
     now = utcnow()
     row = {
@@ -247,6 +251,22 @@ def _decide(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, y
     return row, outcome, assessment
 
 
+def _draw_bonded_goods(uow: UnitOfWork, order: model.Order, outcome: model.Outcome,
+                       year_total: Decimal) -> model.Outcome:
+    """Bonded-import mode: a parcel to release or inspect takes its goods out of its warehouse's
+    e-commerce account book (under the book's lock, taken after the buyer's: always in that
+    order, so two workers never deadlock). Short stock refuses the parcel and counts nothing."""
+    assert order.bonded_warehouse is not None
+    goods = [(item.tariff_code, item.quantity) for item in order.items]
+    try:
+        bonded_service.draw_for_parcel(uow, order.bonded_warehouse, order.order_no, goods)
+    except NotFound:
+        return model.without_bonded_stock(outcome, year_total, model.Reason.UNKNOWN_BONDED_WAREHOUSE)
+    except InsufficientStock:
+        return model.without_bonded_stock(outcome, year_total, model.Reason.INSUFFICIENT_BONDED_STOCK)
+    return outcome
+
+
 def decide_pending(uow: UnitOfWork, sampling: model.Sampling | None = None,
                    summary: model.BatchSummary | None = None,
                    on_decided: Callable[[dict], None] | None = None) -> int:
@@ -262,11 +282,15 @@ def decide_pending(uow: UnitOfWork, sampling: model.Sampling | None = None,
             if not chunk:
                 return decided
             totals: dict[tuple[str, int], Decimal] = {}
-            for documents in chunk:
-                order = model.parse_order(documents["order_body"])
+            orders = [model.parse_order(documents["order_body"]) for documents in chunk]
+            # Every buyer of the chunk locked first, in sorted order (the chunk's), and only then
+            # any bonded book: the lock order of decide_order, so no two workers deadlock.
+            for order in orders:
                 key = (order.buyer_id_number, model.limit_year(order, zone))
                 if key not in totals:
                     totals[key] = _lock_year(uow, *key)
+            for documents, order in zip(chunk, orders, strict=True):
+                key = (order.buyer_id_number, model.limit_year(order, zone))
                 if _parcel_row(conn, order.order_no) is not None:
                     continue            # decided meanwhile by a concurrent worker
                 row, outcome, assessment = _decide(uow, documents, order, totals[key], sampling, zone)
@@ -394,6 +418,10 @@ def cancel_parcel(uow: UnitOfWork, actor: Actor, order_no: str, reason: str) -> 
         conn.execute(update(cbec_parcels).where(cbec_parcels.c.buyer_id_number == row["buyer_id_number"],
                                                 cbec_parcels.c.order_no == order_no)
                      .values(status="cancelled", cancelled_at=now, cancel_reason=reason.strip()))
+        warehouse = conn.execute(select(cbec_orders.c.body).where(cbec_orders.c.order_no == order_no)
+                                 ).scalar_one().get("bonded_warehouse") if row["decision"] != "reject" else None
+        if warehouse:
+            bonded_service.return_parcel_goods(uow, warehouse, order_no)   # the goods go back to the book
         if row["counted_fen"]:
             conn.execute(update(cbec_buyer_years).where(
                 cbec_buyer_years.c.buyer_id_number == row["buyer_id_number"], cbec_buyer_years.c.year == row["year"])

@@ -132,8 +132,15 @@ def register_key(uow: UnitOfWork, actor: Actor, public_key: str | None = None,
         conn.execute(insert(signing_keys).values(row))
         uow.audit(actor, "titles.key_registered", "signing_key", row["id"], None,
                   {"fingerprint": fingerprint, "custodial": custodial})
-        uow.emit("titles.key_registered", "signing_key", row["id"],
-                 {"fingerprint": fingerprint, "custodial": custodial}, owner_enterprise_id=enterprise_id)
+        # A new key signs for the enterprise from now on: every user of it should know.
+        uow.emit("titles.key_registered", "signing_key", row["id"], {
+            "fingerprint": fingerprint, "custodial": custodial,
+            "notification": {"code": "titles.key_registered",
+                             "message": f"A new {'custodial ' if custodial else ''}signing key "
+                                        f"{fingerprint[:16]}… was registered by {actor.username}; "
+                                        "it signs your enterprise's bills of lading from now on.",
+                             "subject_type": "signing_key", "subject_id": row["id"]},
+        }, owner_enterprise_id=enterprise_id)
         return _key_public(row)
 
 

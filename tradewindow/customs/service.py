@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from time import monotonic
 from typing import Any
@@ -40,6 +40,7 @@ from tradewindow.customs.tables import (
 )
 from tradewindow.logistics import service as logistics
 from tradewindow.platform import caches
+from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.calendar import add_working_hours
 from tradewindow.platform.calendar_store import cached_calendar
@@ -48,19 +49,26 @@ from tradewindow.platform.errors import Conflict, Forbidden, Problem, Validation
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import periodic
 from tradewindow.platform.money import fen, from_minor_units, to_minor_units
-from tradewindow.platform.outbox import Event, subscribe
+from tradewindow.platform.outbox import Event, append_events, event_record, subscribe
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 from tradewindow.tariff import service as tariff_service
 from tradewindow.titles import service as titles
 
 DECLARANTS = (Role.TRADER, Role.BROKER)
-# The status of a declaration between its acceptance and the first status decision, within the
-# lodging transaction: nobody ever reads it.
+# The status a declaration has between its acceptance and the first status decision, decided
+# within the lodging itself: it is never stored, but the "accepted" and "lane_assigned" events
+# carry it.
 ACCEPTED = "accepted"
 # Lane profiles stored for this office code apply at every office.
 ALL_OFFICES = "*"
 OFFICERS = (Role.CUSTOMS, Role.QUARANTINE, Role.LICENSING, Role.ZONE, Role.ADMIN)
+
+
+# Codes known to be customs offices, per engine: agencies are added, never changed or removed, so
+# a code once found stays a customs office (a code not found is asked again next time).
+_customs_offices: set[tuple[int, str]] = set()
+caches.register(_customs_offices.clear)
 
 
 class Lookups:
@@ -75,8 +83,14 @@ class Lookups:
         return self._tariff
 
     def is_customs_office(self, code: str) -> bool:
+        key = (id(self.uow.engine), code)
+        if key in _customs_offices:
+            return True
         agency = registry.agency_by_code(self.uow, code)
-        return agency is not None and agency["kind"] == "customs"
+        found = agency is not None and agency["kind"] == "customs"
+        if found:
+            _customs_offices.add(key)
+        return found
 
     def licence_valid(self, licence_number: str, on: date) -> bool:
         if self.trader_id is None:
@@ -100,10 +114,11 @@ def lodge_declaration(uow: UnitOfWork, actor: Actor, raw: object) -> Lodged:
     require(actor.is_(*DECLARANTS) and actor.enterprise_id is not None, "role_not_allowed",
             "Declarations are lodged by traders and customs brokers.")
     reference = raw.get("client_reference") if isinstance(raw, Mapping) else None
-    if isinstance(reference, str) and (done := _by_reference(uow, actor, reference.strip())):
-        return Lodged(done, created=False)
     try:
         with uow.transaction():
+            # The repeat check shares the lodging's transaction: one connection and one commit.
+            if isinstance(reference, str) and (done := _by_reference(uow, actor, reference.strip())):
+                return Lodged(done, created=False)
             return Lodged(_lodge(uow, actor, raw), created=True)
     except Conflict:
         # A concurrent repeat won the race on (declarant, client reference): answer with its result.
@@ -121,7 +136,10 @@ def _by_reference(uow: UnitOfWork, actor: Actor, reference: str) -> dict | None:
 
 
 def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
-    now = utcnow()
+    """Everything a new declaration needs is decided first (checks, assessment, lane, agency
+    tasks, status) and then written in one statement per table, the audit records and events
+    included; the answer is composed from what was written instead of read back."""
+    now = utcnow().astimezone(UTC)
     day = business_day(now)
     trader = _trader_for(uow, actor, raw)
     lookups = Lookups(uow, trader["id"] if trader else None)
@@ -131,7 +149,11 @@ def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
     assert filing is not None and trader is not None
     assessment = model.assess(filing, lookups, day)
     declaration_id = new_id()
+    decision = _draw_lane(uow, declaration_id, filing, lookups, trader, actor.enterprise_id, now, day)
+    lane = Lane(decision["lane"])
+    tasks = _task_rows(uow, declaration_id, filing, lookups, day, now)
     number = _next_number(uow, filing, day)
+    cleared = lane in (Lane.GREEN, Lane.BLUE)
     row = {
         "id": declaration_id, "number": number, "declarant_id": actor.enterprise_id,
         "client_reference": filing.client_reference, "trader_id": trader["id"], "lodged_by": actor.user_id,
@@ -139,27 +161,41 @@ def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
         "transport_mode": filing.transport_mode, "transport_document": filing.transport_document,
         "consignment_reference": filing.consignment_reference, "currency": filing.currency,
         "credit_tier": trader["credit_tier"], "filing_mode": filing.mode,
+        "complete_due_day": None, "completed_at": None, "overdue_notified_at": None,
         "invoice_total_minor": to_minor_units(filing.invoice_total, filing.currency),
         "status": ACCEPTED, "version": 1, "acceptance_day": day,
-        "lane": Lane.GREEN.value, "lane_cleared": True, "lane_refused": False,
+        "lane": lane.value, "lane_cleared": cleared, "lane_refused": False,
         **_totals_fen(assessment), "paid": assessment.total_due == 0,
-        "lodged_at": now, "accepted_at": now,
+        "lodged_at": now, "accepted_at": now, "lane_cleared_at": now if cleared else None,
+        "tasks_done_at": None, "paid_at": None, "released_at": None, "exited_at": None,
+        "cancelled_at": None, "cancel_reason": None,
     }
-    uow.conn.execute(insert(declarations), row)
-    _store_version(uow, actor, declaration_id, 1, filing, assessment, None)
-    _store_items(uow, declaration_id, filing, assessment)
-    _store_documents(uow, actor, declaration_id, filing.documents)
-    lane = _decide_lane(uow, declaration_id, filing, trader, actor.enterprise_id, now, day)
-    uow.conn.execute(update(declarations).where(declarations.c.id == declaration_id).values(
-        lane=lane.value, lane_cleared=lane in (Lane.GREEN, Lane.BLUE),
-        lane_cleared_at=now if lane in (Lane.GREEN, Lane.BLUE) else None))
-    _raise_tasks(uow, declaration_id, filing, lookups, day, now)
-    uow.audit(actor, "customs.declaration_accepted", "declaration", declaration_id, None,
-              {"number": number, "lane": lane.value, "total_due": assessment.totals["total"]})
-    _notify(uow, row, "accepted", number=number)
-    _notify(uow, row, "lane_assigned", number=number, lane=lane.value)
-    _advance(uow, actor, declaration_id)
-    return _view(uow, declaration_id)
+    # Where it stands at once (what _advance would find right after acceptance).
+    progress = Progress(lane=lane, lane_cleared=cleared, lane_refused=False,
+                        task_statuses=tuple(TaskStatus(t["status"]) for t in tasks),
+                        total_due=from_minor_units(row["total_due_fen"]), paid=row["total_due_fen"] == 0,
+                        title_ok=_title_ok(uow, row))
+    moved, status = _moved_on(row, progress, now)
+    audits = [audit_record(actor, "customs.declaration_accepted", "declaration", declaration_id, None,
+                           {"number": number, "lane": lane.value, "total_due": assessment.totals["total"]})]
+    if "released_at" in moved:
+        audits.append(audit_record(actor, "customs.declaration_released", "declaration", declaration_id,
+                                   {"status": ACCEPTED}, {"status": Status.RELEASED.value}))
+    events = [_event(row, "accepted", number=number), _event(row, "lane_assigned", number=number, lane=lane.value)]
+    final = {**row, **moved}
+    events.extend(_status_events(final, status))
+
+    conn = uow.conn
+    conn.execute(insert(declarations), final)
+    filing_json, assessment_json = _store_version(uow, actor, declaration_id, 1, filing, assessment, None)
+    _store_items(uow, declaration_id, filing, assessment, replace=False)
+    documents = _store_documents(uow, actor, declaration_id, filing.documents)
+    conn.execute(insert(lane_decisions), decision)
+    if tasks:
+        conn.execute(insert(agency_tasks), tasks)
+    record_audits(conn, audits)
+    append_events(conn, events)
+    return _compose_view(final, filing_json, assessment_json, tasks, documents, [], [], now)
 
 
 def _trader_for(uow: UnitOfWork, actor: Actor, raw: object) -> dict | None:
@@ -217,14 +253,20 @@ def _fen(text: str) -> int:
 
 
 def _store_version(uow: UnitOfWork, actor: Actor, declaration_id: str, version: int, filing: Filing,
-                   assessment: model.Assessment, reason: str | None) -> None:
+                   assessment: model.Assessment, reason: str | None) -> tuple[dict, dict]:
+    """Stores the version; gives back the filing and assessment as stored (JSON)."""
+    filing_json, assessment_json = filing.as_json(), assessment.as_dict()
     uow.conn.execute(insert(declaration_versions), dict(
-        declaration_id=declaration_id, version=version, filing=filing.as_json(),
-        assessment=assessment.as_dict(), reason=reason, created_at=utcnow(), created_by=actor.username))
+        declaration_id=declaration_id, version=version, filing=filing_json,
+        assessment=assessment_json, reason=reason, created_at=utcnow(), created_by=actor.username))
+    return filing_json, assessment_json
 
 
-def _store_items(uow: UnitOfWork, declaration_id: str, filing: Filing, assessment: model.Assessment) -> None:
-    uow.conn.execute(declaration_items.delete().where(declaration_items.c.declaration_id == declaration_id))
+def _store_items(uow: UnitOfWork, declaration_id: str, filing: Filing, assessment: model.Assessment,
+                 replace: bool = True) -> None:
+    """The version's items (replacing the previous version's, unless this is the first)."""
+    if replace:
+        uow.conn.execute(declaration_items.delete().where(declaration_items.c.declaration_id == declaration_id))
     uow.conn.execute(insert(declaration_items), [{
         "declaration_id": declaration_id, "line_number": item.line_number, "tariff_code": item.tariff_code,
         "description": item.description, "origin": item.origin, "quantity": str(item.quantity),
@@ -236,25 +278,34 @@ def _store_items(uow: UnitOfWork, declaration_id: str, filing: Filing, assessmen
 
 
 def _store_documents(uow: UnitOfWork, actor: Actor, declaration_id: str,
-                     documents: tuple[model.Document, ...]) -> None:
+                     documents: tuple[model.Document, ...]) -> list[dict]:
+    """Stores the documents; gives back their rows without the content (as the view shows them)."""
+    shown = []
     for document in documents:
-        uow.conn.execute(insert(declaration_documents).values(
-            id=new_id(), declaration_id=declaration_id, type=document.type, filename=document.filename,
-            content_type=document.content_type, size=len(document.content), sha256=document.sha256,
-            content=document.content, added_at=utcnow(), added_by=actor.username))
+        row = dict(id=new_id(), declaration_id=declaration_id, type=document.type, filename=document.filename,
+                   content_type=document.content_type, size=len(document.content), sha256=document.sha256,
+                   content=document.content, added_at=utcnow().astimezone(UTC), added_by=actor.username)
+        uow.conn.execute(insert(declaration_documents).values(row))
+        shown.append({key: row[key] for key in DOCUMENT_COLUMNS})
+    return shown
 
 
-def _decide_lane(uow: UnitOfWork, declaration_id: str, filing: Filing, trader: dict, declarant_id: str,
-                 now: datetime, day: date) -> Lane:
+# The document columns a declaration's view shows (not the content).
+DOCUMENT_COLUMNS = ("id", "type", "filename", "content_type", "size", "sha256", "added_at")
+
+
+def _draw_lane(uow: UnitOfWork, declaration_id: str, filing: Filing, lookups: Lookups, trader: dict,
+               declarant_id: str, now: datetime, day: date) -> dict:
     """Selectivity: the office's rule profiles and settings decide the lane. The seed and every
-    input are recorded, so the decision can be explained and replayed."""
-    facts = _lane_facts(uow, filing, trader, declarant_id, day)
+    input are recorded (the lane_decisions row returned, stored by the caller once the
+    declaration is), so the decision can be explained and replayed."""
+    facts = _lane_facts(uow, filing, lookups, trader, declarant_id, day)
     profiles = _active_profiles(uow, filing.customs_office)
-    settings = lane_settings_for(uow, filing.customs_office)
+    settings = _office_settings(uow, filing.customs_office)
     tally = _tally(uow, filing.customs_office, day, exclude=declaration_id)
     seed = selectivity.new_seed()
     decision = selectivity.select_lane(facts, profiles, settings, tally, seed)
-    uow.conn.execute(insert(lane_decisions), dict(
+    return dict(
         declaration_id=declaration_id, lane=decision.lane.value, seed=seed,
         explanation=selectivity.render_decision(decision),
         # Profiles that do not match these facts cannot change the draw: only the matching ones
@@ -263,21 +314,36 @@ def _decide_lane(uow: UnitOfWork, declaration_id: str, filing: Filing, trader: d
                 "profiles": [selectivity.render_profile(p) for p in profiles if selectivity.profile_matches(p, facts)],
                 "settings": selectivity.render_office_settings(settings),
                 "tally": selectivity.render_tally(tally)},
-        decided_at=now))
-    return Lane(decision.lane.value)
+        decided_at=now)
 
 
-def _lane_facts(uow: UnitOfWork, filing: Filing, trader: dict, declarant_id: str,
+def _lane_facts(uow: UnitOfWork, filing: Filing, lookups: Lookups, trader: dict, declarant_id: str,
                 day: date) -> selectivity.DeclarationFacts:
-    rate = Lookups(uow, None).tariff().exchange_rate(filing.currency, day) or Decimal(0)
-    earlier = uow.conn.execute(select(declarations.c.id).where(declarations.c.trader_id == trader["id"])
-                               .limit(2)).all()
+    """The facts of the declaration being lodged (not yet stored)."""
+    rate = lookups.tariff().exchange_rate(filing.currency, day) or Decimal(0)
     return selectivity.DeclarationFacts(
         office_code=filing.customs_office, trader_id=trader["id"], declarant_id=declarant_id,
         credit_tier=trader["credit_tier"], transport_mode=filing.transport_mode,
-        is_first_declaration=len(earlier) <= 1,   # the one being lodged is already stored
+        is_first_declaration=not _has_declared(uow, trader["id"]),
         items=tuple(selectivity.ItemFacts(i.tariff_code, i.origin, i.quantity, fen(i.value * rate), i.unit)
                     for i in filing.items))
+
+
+# Traders known to have a declaration stored, per engine: declarations are never deleted, so a
+# trader seen with one keeps it (a trader not seen is asked again next time).
+_declared: set[tuple[int, str]] = set()
+caches.register(_declared.clear)
+
+
+def _has_declared(uow: UnitOfWork, trader_id: str) -> bool:
+    key = (id(uow.engine), trader_id)
+    if key in _declared:
+        return True
+    found = uow.conn.execute(select(declarations.c.id).where(declarations.c.trader_id == trader_id)
+                             .limit(1)).first() is not None
+    if found:
+        _declared.add(key)
+    return found
 
 
 # An office's rule profiles, parsed, per process for at most RULES_SECONDS: lane rules change a
@@ -307,6 +373,22 @@ def lane_settings_for(uow: UnitOfWork, office: str) -> selectivity.OfficeSetting
         return selectivity.parse_office_settings(definition) if definition else selectivity.OfficeSettings(office)
 
 
+# An office's lane settings as lodging uses them, per process for at most RULES_SECONDS, like the
+# rule profiles (a change saved in this process applies at once).
+_settings: dict[tuple[int, str], tuple[float, selectivity.OfficeSettings]] = {}
+caches.register(_settings.clear)
+
+
+def _office_settings(uow: UnitOfWork, office: str) -> selectivity.OfficeSettings:
+    key = (id(uow.engine), office)
+    hit = _settings.get(key)
+    if hit is not None and monotonic() - hit[0] < RULES_SECONDS:
+        return hit[1]
+    settings = lane_settings_for(uow, office)
+    _settings[key] = (monotonic(), settings)
+    return settings
+
+
 # The office's lane counts this month, per process, recounted at most every TALLY_SECONDS: the
 # top-up only needs to know roughly how far each lane is below its expected rate, and counting a
 # month of declarations on every lodgement would cost more than the rest of the lodgement.
@@ -334,15 +416,24 @@ def _tally(uow: UnitOfWork, office: str, day: date, exclude: str) -> selectivity
 def _raise_tasks(uow: UnitOfWork, declaration_id: str, filing: Filing, lookups: Lookups, day: date,
                  now: datetime, keep: set[str] | None = None) -> None:
     """The agency tasks the filing's lines require, each due within its working hours."""
+    tasks = _task_rows(uow, declaration_id, filing, lookups, day, now, keep)
+    if tasks:
+        uow.conn.execute(insert(agency_tasks), tasks)
+
+
+def _task_rows(uow: UnitOfWork, declaration_id: str, filing: Filing, lookups: Lookups, day: date,
+               now: datetime, keep: set[str] | None = None) -> list[dict]:
+    """The rows of the agency tasks to raise (kinds in `keep` exist already), in kind order."""
+    needs = [n for n in model.agency_tasks_needed(filing, lookups, day) if keep is None or n.kind.value not in keep]
+    if not needs:
+        return []
     calendar = cached_calendar(uow.conn)
     zone = ZoneInfo(get_settings().time_zone)
-    for need in model.agency_tasks_needed(filing, lookups, day):
-        if keep is not None and need.kind.value in keep:
-            continue
-        uow.conn.execute(insert(agency_tasks), dict(
-            id=new_id(), declaration_id=declaration_id, kind=need.kind.value, agency_kind=need.agency_kind,
-            title=need.title, line_numbers=list(need.line_numbers), status=TaskStatus.PENDING.value,
-            due_at=add_working_hours(calendar, now, need.deadline_working_hours, zone), raised_at=now))
+    return [dict(id=new_id(), declaration_id=declaration_id, kind=need.kind.value, agency_kind=need.agency_kind,
+                 title=need.title, line_numbers=list(need.line_numbers), status=TaskStatus.PENDING.value,
+                 due_at=add_working_hours(calendar, now, need.deadline_working_hours, zone).astimezone(UTC),
+                 raised_at=now, decided_at=None, decided_by=None, reason=None)
+            for need in needs]
 
 
 # --- moving a declaration on ---------------------------------------------------------------------
@@ -383,7 +474,18 @@ def _advance(uow: UnitOfWork, actor: Actor, declaration_id: str) -> None:
     (automatic for a green lane without tasks or taxes). Notifies each change of status."""
     row = _row(uow, declaration_id, for_update=True)
     progress = _progress(uow, row)
-    now = utcnow()
+    values, status = _moved_on(row, progress, utcnow())
+    if "released_at" in values:
+        uow.audit(actor, "customs.declaration_released", "declaration", declaration_id,
+                  {"status": row["status"]}, {"status": Status.RELEASED.value})
+    uow.conn.execute(update(declarations).where(declarations.c.id == declaration_id).values(**values))
+    if status.value != row["status"]:
+        append_events(uow.conn, _status_events({**row, **values}, status))
+
+
+def _moved_on(row: Mapping, progress: Progress, now: datetime) -> tuple[dict[str, Any], Status]:
+    """The declaration's new status and stage times given where it stands (`released_at` among
+    them when it is released now)."""
     values: dict[str, Any] = {"paid": progress.paid}
     if progress.paid and row["paid_at"] is None and row["total_due_fen"] > 0:
         values["paid_at"] = now
@@ -395,28 +497,31 @@ def _advance(uow: UnitOfWork, actor: Actor, declaration_id: str) -> None:
         values["released_at"] = now
         if row["filing_mode"] == "summary" and row["completed_at"] is None:
             values["complete_due_day"] = business_day(now) + timedelta(days=model.COMPLETE_FILING_DAYS)
-        uow.audit(actor, "customs.declaration_released", "declaration", declaration_id,
-                  {"status": row["status"]}, {"status": Status.RELEASED.value})
     values["status"] = status.value
-    uow.conn.execute(update(declarations).where(declarations.c.id == declaration_id).values(**values))
-    if status.value != row["status"]:
-        _notify_status(uow, {**row, **values}, status)
+    return values, status
 
 
-def _notify_status(uow: UnitOfWork, row: Mapping, status: Status) -> None:
+def _status_events(row: Mapping, status: Status) -> list[dict]:
+    """The notification event of a new status, if it has one."""
     number = row["number"]
     if status is Status.TAXES_DUE:
-        _notify(uow, row, "taxes_due", number=number, amount=str(from_minor_units(row["total_due_fen"])))
-    elif status is Status.TITLE_HOLD:
-        _notify(uow, row, "title_hold", number=number, document=row["transport_document"])
-    elif status in (Status.INSPECTION, Status.DOCUMENT_CHECK, Status.AGENCY_HOLD, Status.RELEASED,
-                    Status.EXITED, Status.CANCELLED):
-        _notify(uow, row, status.value, number=number)
+        return [_event(row, "taxes_due", number=number, amount=str(from_minor_units(row["total_due_fen"])))]
+    if status is Status.TITLE_HOLD:
+        return [_event(row, "title_hold", number=number, document=row["transport_document"])]
+    if status in (Status.INSPECTION, Status.DOCUMENT_CHECK, Status.AGENCY_HOLD, Status.RELEASED,
+                  Status.EXITED, Status.CANCELLED):
+        return [_event(row, status.value, number=number)]
+    return []
 
 
 def _notify(uow: UnitOfWork, row: Mapping, code: str, **values: object) -> None:
+    append_events(uow.conn, [_event(row, code, **values)])
+
+
+def _event(row: Mapping, code: str, **values: object) -> dict:
+    """The outbox event that becomes the notification `code` about the declaration."""
     message = model.notification_message(code, **values)
-    uow.emit(f"customs.declaration.{code}", "declaration", row["id"], {
+    return event_record(f"customs.declaration.{code}", "declaration", row["id"], {
         "number": row["number"], "status": row.get("status"),
         "notification": {"code": f"declaration.{code}", "message": message, "subject_type": "declaration",
                          "subject_id": row["id"],
@@ -523,15 +628,21 @@ def _view(uow: UnitOfWork, declaration_id: str) -> dict:
                             .order_by(payments.c.recorded_at)).mappings().all()
     controls = uow.conn.execute(select(control_results).where(
         control_results.c.declaration_id == declaration_id).order_by(control_results.c.recorded_at)).mappings().all()
-    now = utcnow()
+    return _compose_view(row, version["filing"], version["assessment"], tasks, documents, paid, controls, utcnow())
+
+
+def _compose_view(row: Mapping, filing: dict, assessment: dict, tasks: list, documents: list, paid: list,
+                  controls: list, now: datetime) -> dict:
+    """A declaration as the API shows it, from its row, its current version's filing and
+    assessment, and its tasks, documents, payments and control results (each in stored order)."""
     return {
         **_summary(row),
-        "trader_uscc": version["filing"].get("trader_uscc"),
+        "trader_uscc": filing.get("trader_uscc"),
         "transport_document": row["transport_document"],
         "consignment_reference": row["consignment_reference"],
         "acceptance_day": row["acceptance_day"],
-        "filing": version["filing"],
-        "assessment": version["assessment"],
+        "filing": filing,
+        "assessment": assessment,
         "agency_tasks": [{"id": t["id"], "kind": t["kind"], "agency_kind": t["agency_kind"], "title": t["title"],
                           "line_numbers": t["line_numbers"], "status": t["status"], "due_at": t["due_at"],
                           "overdue": t["status"] in ("pending", "documents_requested") and t["due_at"] < now,
@@ -1044,6 +1155,7 @@ def save_lane_settings(uow: UnitOfWork, actor: Actor, office: str, definition: d
             conn.execute(update(lane_settings).where(lane_settings.c.office == office).values(
                 definition=stored, updated_at=utcnow(), updated_by=actor.username))
         uow.audit(actor, "customs.lane_settings_saved", "lane_settings", office, before, stored)
+        _settings.clear()
         return stored
 
 

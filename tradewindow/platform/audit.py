@@ -15,13 +15,26 @@ from tradewindow.platform.tables import audit_log
 
 def record_audit(conn: Connection, actor: Any, action: str, object_type: str, object_id: str,
                  before: dict | None, after: dict | None) -> None:
-    conn.execute(insert(audit_log), dict(
+    conn.execute(insert(audit_log), audit_record(actor, action, object_type, object_id, before, after))
+
+
+def audit_record(actor: Any, action: str, object_type: str, object_id: str,
+                 before: dict | None = None, after: dict | None = None) -> dict:
+    """One audit row, stamped now, for `record_audits`."""
+    return dict(
         id=new_id(), at=utcnow(),
         actor_user_id=getattr(actor, "user_id", None),
         actor_name=getattr(actor, "username", None) or "system",
         action=action, object_type=object_type, object_id=object_id,
         before=before, after=after,
-    ))
+    )
+
+
+def record_audits(conn: Connection, records: list[dict]) -> None:
+    """Several audit rows (from `audit_record`) in one statement, in the order given: a hot path
+    that writes more than one record per action saves the round trips."""
+    if records:
+        conn.execute(insert(audit_log), records)
 
 
 def audit_trail(conn: Connection, object_type: str, object_id: str) -> list[dict]:

@@ -43,13 +43,24 @@ def subscribe(event_type_prefix: str, handler: Subscriber) -> None:
 
 def append_event(conn: Connection, event_type: str, aggregate_type: str, aggregate_id: str,
                  payload: dict, owner_enterprise_id: str | None) -> str:
-    event_id = new_id()
-    conn.execute(insert(outbox_events), dict(
-        id=event_id, event_type=event_type, aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id, owner_enterprise_id=owner_enterprise_id,
-        payload=payload, created_at=utcnow(),
-    ))
-    return event_id
+    row = event_record(event_type, aggregate_type, aggregate_id, payload, owner_enterprise_id)
+    conn.execute(insert(outbox_events), row)
+    return row["id"]
+
+
+def event_record(event_type: str, aggregate_type: str, aggregate_id: str, payload: dict,
+                 owner_enterprise_id: str | None = None) -> dict:
+    """One outbox row, with its id and stamped now, for `append_events`."""
+    return dict(id=new_id(), event_type=event_type, aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id, owner_enterprise_id=owner_enterprise_id,
+                payload=payload, created_at=utcnow())
+
+
+def append_events(conn: Connection, records: list[dict]) -> None:
+    """Several events (from `event_record`) in one statement; their ids keep the order given, so
+    the relay publishes them in that order."""
+    if records:
+        conn.execute(insert(outbox_events), records)
 
 
 def relay_pending(uow: UnitOfWork, batch_size: int = 500) -> int:

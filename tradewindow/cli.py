@@ -27,7 +27,8 @@ calendar_app = typer.Typer(help="The working-day calendar.", no_args_is_help=Tru
 tariff_app = typer.Typer(help="The tariff: nomenclature, schedule, agreements, exchange rates.",
                          no_args_is_help=True)
 tax_app = typer.Typer(help="Duty and tax quotes.", no_args_is_help=True)
-titles_app = typer.Typer(help="Bills of lading: publish and verify the hash chains.", no_args_is_help=True)
+titles_app = typer.Typer(help="Bills of lading: keys, signed actions, publish and verify the hash chains.",
+                         no_args_is_help=True)
 epcis_app = typer.Typer(help="EPCIS 2.0 events: bulk capture, monitoring checks.", no_args_is_help=True)
 cbec_app = typer.Typer(help="Cross-border e-commerce parcels: batch import.", no_args_is_help=True)
 bonded_app = typer.Typer(help="Bonded account books: list, balances, vehicles, reconciliation.",
@@ -406,6 +407,112 @@ def titles_verify() -> None:
                   f"{result['checkpoints']['checkpoints']} checkpoints")
     if result["broken"] or not result["checkpoints"]["valid"]:
         raise typer.Exit(1)
+
+
+# --- titles signed on this machine: the private key never leaves it ------------------------------
+
+ServerUrl = Annotated[str, typer.Option("--url", envvar="TRADEWINDOW_URL", help="The Trade Window server.")]
+ApiKey = Annotated[str, typer.Option("--api-key", envvar="TRADEWINDOW_API_KEY",
+                                     help="An API key of your user (Account → API keys).")]
+KeyFile = Annotated[str, typer.Option("--key", help="Your Ed25519 private key file (tradewindow titles keygen).")]
+
+
+@titles_app.command("keygen")
+def titles_keygen(out: Annotated[str, typer.Option("--out", help="Where to write the private key (mode 0600).")],
+                  force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Make an Ed25519 signing key on this machine and print its public key to register."""
+    from pathlib import Path
+
+    from tradewindow.titles import client, model
+
+    raw = model.new_private_key()
+    try:
+        client.write_key_file(Path(out), raw, overwrite=force)
+    except FileExistsError:
+        err.print(f"{out} exists; keep it, or pass --force to replace it (its key will no longer sign).")
+        raise typer.Exit(1) from None
+    public = client.public_key_text(raw)
+    err.print(f"Private key written to {out} (readable by you only). It never leaves this machine.\n"
+              f"Register the public key below: tradewindow titles register-key --key {out}, or paste it "
+              "on the Signing key page.")
+    sys.stdout.write(public["pem"])
+    err.print(f"fingerprint {public['fingerprint']}")
+
+
+def _titles_signed(url: str, api_key: str, key: str, call) -> None:
+    """Run `call(client)` against the server with the local key; print the result as JSON, or the
+    server's errors on stderr with exit status 1."""
+    from pathlib import Path
+
+    from tradewindow.titles import client as titles_client
+
+    try:
+        remote = titles_client.TitlesClient(url, api_key, titles_client.read_key_file(Path(key)))
+        try:
+            result = call(remote)
+        finally:
+            remote.close()
+    except titles_client.ClientError as exc:
+        err.print_json(json.dumps({"errors": exc.errors}))
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(result, default=str))
+
+
+@titles_app.command("register-key")
+def titles_register_key(key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Register the public half of your key file as your enterprise's signing key."""
+    _titles_signed(url, api_key, key, lambda remote: remote.register_key())
+
+
+@titles_app.command("issue")
+def titles_issue(file: Annotated[str, typer.Argument(help="The bill's particulars as JSON (see POST "
+                                                          "/api/v1/titles), or - for stdin")],
+                 key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Issue a bill of lading (railway or sea bill), signed with your key file."""
+    try:
+        particulars = json.loads(_read(file))
+    except ValueError as exc:
+        err.print(f"{file} is not JSON: {exc}")
+        raise typer.Exit(1) from None
+    _titles_signed(url, api_key, key, lambda remote: remote.issue(particulars))
+
+
+@titles_app.command("endorse")
+def titles_endorse(number: str, to: Annotated[str, typer.Option("--to", help="The endorsee's credit code.")],
+                   key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Endorse a bill you hold to another enterprise, signed with your key file."""
+    _titles_signed(url, api_key, key, lambda remote: remote.act(number, "endorse", to))
+
+
+@titles_app.command("pledge")
+def titles_pledge(number: str, bank: Annotated[str, typer.Option("--bank", help="The bank's credit code.")],
+                  key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Pledge a bill you hold to a bank, signed with your key file."""
+    _titles_signed(url, api_key, key, lambda remote: remote.act(number, "pledge", bank))
+
+
+@titles_app.command("release")
+def titles_release(number: str, key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Release your bank's pledge on a bill, signed with your key file."""
+    _titles_signed(url, api_key, key, lambda remote: remote.act(number, "release_pledge"))
+
+
+@titles_app.command("take-over")
+def titles_take_over(number: str, key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """On the pledgor's default, take over a bill pledged to your bank, signed with your key file."""
+    _titles_signed(url, api_key, key, lambda remote: remote.act(number, "take_over"))
+
+
+@titles_app.command("surrender")
+def titles_surrender(number: str, key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Surrender a bill you hold to its issuer against delivery (final), signed with your key file."""
+    _titles_signed(url, api_key, key, lambda remote: remote.act(number, "surrender"))
+
+
+@titles_app.command("void")
+def titles_void(number: str, key: KeyFile, api_key: ApiKey, url: ServerUrl = "http://127.0.0.1:8000") -> None:
+    """Void a bill you issued, before it first changes hands (final), signed with your key file."""
+    _titles_signed(url, api_key, key, lambda remote: remote.act(number, "void"))
 
 
 @declarations_app.command("lodge")

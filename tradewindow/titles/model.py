@@ -489,6 +489,34 @@ def public_key_of(raw_private_key: bytes) -> bytes:
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def private_key_pem(raw_private_key: bytes) -> str:
+    """A private key as an unencrypted PKCS #8 PEM file (what `tradewindow titles keygen` writes)."""
+    return Ed25519PrivateKey.from_private_bytes(raw_private_key).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def public_key_pem(raw_public_key: bytes) -> str:
+    return Ed25519PublicKey.from_public_bytes(raw_public_key).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def parse_private_key_pem(text: str) -> bytes:
+    """The 32 raw bytes of an Ed25519 private key in an (unencrypted) PEM file."""
+    try:
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValidationFailed("This file is not an unencrypted Ed25519 private key in PEM.", "invalid_private_key",
+                               "key")
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+
+
+def sign_bytes(raw_private_key: bytes, data: bytes) -> str:
+    return base64.b64encode(Ed25519PrivateKey.from_private_bytes(raw_private_key).sign(data)).decode()
+
+
 def sign(raw_private_key: bytes, record: Record) -> str:
     signature = Ed25519PrivateKey.from_private_bytes(raw_private_key).sign(canonical_bytes(record))
     return base64.b64encode(signature).decode()

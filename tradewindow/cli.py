@@ -84,9 +84,16 @@ def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="POR
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
-@app.command()
-def worker() -> None:
-    """Run the background worker: outbox relay and queued jobs."""
+worker_app = typer.Typer()
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback(invoke_without_command=True)
+def worker(ctx: typer.Context) -> None:
+    """Run the background worker: outbox relay and queued jobs (`tradewindow worker`), or a
+    specialised one (`tradewindow worker cbec`)."""
+    if ctx.invoked_subcommand is not None:
+        return
     import logging
 
     from tradewindow.notifications import service as notifications
@@ -761,15 +768,90 @@ def cbec_import(file: Annotated[str, typer.Argument(help="NDJSON: one order, pay
         raise typer.Exit(1)
 
 
-@cbec_app.command("stream-worker")
-def cbec_stream_worker(partitions: Annotated[str | None, typer.Option(
-                           help="Comma-separated partitions to consume (default: all)")] = None,
-                       inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean "
-                                                  "parcels drawn for inspection")] = 0.01) -> None:
-    """Apply e-commerce documents from the NATS JetStream stream (TRADEWINDOW_JOB_QUEUE=nats,
-    TRADEWINDOW_NATS_URL) until stopped: each record stored and its parcel decided under the
-    buyer's lock, then acknowledged. Run as many as you like; a killed one's records are
-    redelivered to the others."""
+@cbec_app.command("generate")
+def cbec_generate(parcels: Annotated[int, typer.Option(min=1, help="Number of parcels")],
+                  out: Annotated[str, typer.Option(help="Directory for orders/payments/waybills.ndjson")],
+                  seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same files")] = 1,
+                  defect_rate: Annotated[float, typer.Option(min=0, max=0.1, help="Share of parcels with "
+                                                             "each kind of defect")] = 0.01) -> None:
+    """Write realistic test files of a shopping festival: repeat buyers, out-of-order records and
+    a few percent of each defect. Streams: any number of parcels in bounded memory."""
+    from pathlib import Path
+
+    from tradewindow.ecommerce import generate
+
+    counts = generate.generate(generate.Options(parcels=parcels, seed=seed, defect_rate=defect_rate), Path(out))
+    console.print_json(json.dumps(dataclasses.asdict(counts)))
+
+
+@cbec_app.command("clear")
+def cbec_clear(orders: Annotated[str, typer.Option(help="Orders, NDJSON")],
+               payments: Annotated[str, typer.Option(help="Payments, NDJSON")],
+               waybills: Annotated[str, typer.Option(help="Waybills, NDJSON")],
+               out: Annotated[str, typer.Option(help="Results, one parcel per line (NDJSON)")],
+               inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean parcels "
+                                                              "drawn for inspection")] = 0.01,
+               seed: Annotated[str, typer.Option(help="Seed of the inspection draw")] = "tradewindow",
+               partitions: Annotated[int | None, typer.Option(min=1, help="Temporary partitions (default: "
+                                                              "by size); results do not depend on it")] = None,
+               summary_file: Annotated[str | None, typer.Option("--summary", help="Also write the summary "
+                                                                "here (default: OUT.summary.json)")] = None) -> None:
+    """Clear a batch of parcels from three files (streamed, memory bounded): match, check, tax,
+    limits per buyer in ordered_at order, decide and store; results to OUT, the summary printed
+    and stored beside it. Runs as the administrator."""
+    import time
+    from decimal import Decimal
+    from pathlib import Path
+
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    from tradewindow.ecommerce import bulk, model
+
+    uow = UnitOfWork(_engine())
+    sampling = model.Sampling(rate=Decimal(str(inspection_rate)), seed=seed)
+    size = sum(os.path.getsize(p) for p in (orders, payments, waybills))
+    began = time.perf_counter()
+    with open(out, "w", encoding="utf-8") as results, Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}"),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err) as progress:
+        reading = progress.add_task("Reading (bytes)", total=size, rate="")
+        matching = progress.add_task("Matched orders", total=None, rate="")
+        deciding = progress.add_task("Parcels decided", total=None, rate="")
+        tasks = {"read": reading, "matched": matching, "decided": deciding}
+        done = {"read": 0, "matched": 0, "decided": 0}
+
+        def advance(stage: str, count: int) -> None:
+            done[stage] += count
+            if stage == "read" and done[stage] % (1 << 20) > count:
+                return      # the bar moves by the megabyte: a refresh per line would cost more than the line
+            rate = f"{done[stage] / max(time.perf_counter() - began, 1e-6):,.0f}/s" if stage != "read" else ""
+            progress.update(tasks[stage], completed=done[stage], rate=rate)
+
+        try:
+            summary = bulk.clear(uow, SYSTEM, Path(orders), Path(payments), Path(waybills), results, sampling,
+                                 partitions, advance)
+        except DomainError as exc:
+            _fail(exc)
+        progress.update(reading, completed=size)
+    elapsed = time.perf_counter() - began
+    report = {**summary.as_dict(), "seconds": round(elapsed, 3),
+              "parcels_per_second": round(summary.parcels / elapsed) if elapsed else None}
+    text = json.dumps(report, ensure_ascii=False, indent=2)
+    Path(summary_file or out + ".summary.json").write_text(text + "\n", encoding="utf-8")
+    console.print_json(text)
+
+
+@worker_app.command("cbec")
+def worker_cbec(partitions: Annotated[str | None, typer.Option(
+                    help="Comma-separated partitions to consume (NATS; default: all)")] = None,
+                inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean "
+                                           "parcels drawn for inspection")] = 0.01,
+                batch: Annotated[int, typer.Option(min=1, max=10_000, help="Documents applied per "
+                                                   "transaction and partition")] = 1000) -> None:
+    """Apply e-commerce documents from the stream until stopped: NATS JetStream when
+    TRADEWINDOW_JOB_QUEUE=nats (TRADEWINDOW_NATS_URL), otherwise the database job queue. Each
+    batch is stored and its parcels decided under their buyers' locks, then acknowledged. Run as
+    many as you like; a killed one's documents are delivered again to the others."""
     import logging
     import signal
     import threading
@@ -779,19 +861,25 @@ def cbec_stream_worker(partitions: Annotated[str | None, typer.Option(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
-    if settings.job_queue != "nats":
-        err.print("The e-commerce stream needs TRADEWINDOW_JOB_QUEUE=nats (and TRADEWINDOW_NATS_URL).")
-        raise typer.Exit(2)
     engine = _engine()
-    consumer = stream.CbecStream.from_settings(settings)
+    queue = stream.record_queue(settings, lambda: UnitOfWork(engine))
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     chosen = [int(p) for p in partitions.split(",")] if partitions else None
-    logging.getLogger("tradewindow.cbec.stream").info("stream worker started (partitions %s)", chosen or "all")
-    consumer.run_forever(lambda: UnitOfWork(engine), stopping, chosen,
-                         sampling=model.Sampling(rate=Decimal(str(inspection_rate))))
-    consumer.close()
+    logging.getLogger("tradewindow.cbec.stream").info("cbec worker started on %s (partitions %s)",
+                                                      settings.job_queue, chosen or "all")
+    stream.run_forever(queue, lambda: UnitOfWork(engine), stopping, chosen,
+                       sampling=model.Sampling(rate=Decimal(str(inspection_rate))), batch=batch)
+    queue.close()
+
+
+@cbec_app.command("stream-worker", hidden=True)
+def cbec_stream_worker(partitions: Annotated[str | None, typer.Option()] = None,
+                       inspection_rate: Annotated[float, typer.Option(min=0, max=1)] = 0.01,
+                       batch: Annotated[int, typer.Option(min=1, max=10_000)] = 1000) -> None:
+    """The former name of `tradewindow worker cbec`."""
+    worker_cbec(partitions, inspection_rate, batch)
 
 
 if __name__ == "__main__":

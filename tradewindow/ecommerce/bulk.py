@@ -1,0 +1,660 @@
+"""The batch path at scale (`tradewindow cbec clear`): three NDJSON files of any size in, every
+parcel matched, checked, taxed, limited, decided and stored, memory bounded.
+
+How, in three passes over temporary files (an external partitioning, no sort of the whole):
+1. partition: each line goes, as received, to the partition of its order number (CRC-32 mod K),
+   so an order, its payment and its waybill meet; payment and waybill numbers also go to the
+   partition of their own number, so a number used for two orders is found whatever partitions
+   the two orders fall into (the first in its file stands, the other is `duplicate`);
+2. match, per order partition: the documents are parsed with the model's own parsers, repeats and
+   duplicates sorted out against the batch and the database, complete parcels assessed
+   (`model.assess`, with one tariff quote per distinct request: a cache in front of the quote
+   engine, never a second formula). Documents of parcels still waiting are stored now; a complete
+   parcel's new documents travel with it to the partition of its buyer;
+3. decide, per buyer partition: the buyer's parcels in the rule's order (`model.decide_batch`:
+   ordered_at, ties by order number) from the year totals already stored, then the parcels, their
+   documents and the year totals stored in one transaction per partition, by COPY on PostgreSQL
+   (executemany on SQLite).
+
+So a result never depends on where a line sits in a file or on K; a parcel's documents and its
+decision are committed together (the service's sweep never sees a complete, undecided parcel of
+ours). The same files again store nothing twice and give the same results (the parcels decided
+before are read back). Orders in the bonded-import mode are stored here and handed to the
+per-record service decision (`service.decide_order`), which draws on the bonded account books.
+
+One audit record describes the batch (per-record audit rows and parcel events are the per-record
+path's; a batch of millions is audited as one action). The batch path assumes no stream worker
+decides parcels of the same buyers at the same moment: year totals are read once per partition."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from tradewindow.ecommerce import model, service
+from tradewindow.ecommerce.model import Decision, Kind, Reason
+from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+from tradewindow.platform.auth import Actor
+from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.errors import Problem, ValidationFailed, require
+from tradewindow.platform.ids import new_id
+from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
+from tradewindow.platform.settings import get_settings
+from tradewindow.registry import service as registry
+from tradewindow.tariff import model as tariff_model
+from tradewindow.tariff import service as tariff_service
+
+# Raw bytes of input per partition: what one partition holds in memory at a time (~16 k parcels).
+PARTITION_BYTES = 16 * 1024 * 1024
+MAX_PARTITIONS = 1024
+IN_CHUNK = 2000                     # numbers per IN (...) look-up
+KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
+CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
+NUMBER_FIELD = {Kind.ORDER: "order_no", Kind.PAYMENT: "payment_no", Kind.WAYBILL: "waybill_no"}
+ORDER_COLUMNS = ("id", "order_no", "buyer_id_number", "ordered_at", "sender_id", "content_hash", "body",
+                 "received_at")
+DOC_COLUMNS = {Kind.PAYMENT: ("id", "payment_no", "order_no", "sender_id", "content_hash", "body", "received_at"),
+               Kind.WAYBILL: ("id", "waybill_no", "order_no", "sender_id", "content_hash", "body", "received_at")}
+PARCEL_COLUMNS = ("buyer_id_number", "order_no", "id", "year", "waybill_no", "platform_id", "payment_sender_id",
+                  "logistics_sender_id", "ordered_at", "decision", "reasons", "status", "customs_value_fen",
+                  "duty_fen", "consumption_tax_fen", "vat_fen", "total_tax_fen", "counted_fen",
+                  "year_total_after_fen", "decided_at", "cancelled_at", "cancel_reason")
+YEAR_COLUMNS = ("buyer_id_number", "year", "total_fen", "parcels", "updated_at")
+TABLE_OF = {Kind.ORDER: cbec_orders, Kind.PAYMENT: cbec_payments, Kind.WAYBILL: cbec_waybills}
+FILE_OF = {Kind.ORDER: "orders", Kind.PAYMENT: "payments", Kind.WAYBILL: "waybills"}
+REFUSED_KEPT = 100
+
+Progress = Callable[[str, int], None]
+MALFORMED = Problem("", "malformed_json", "This line is not a JSON object.")
+
+
+@dataclass
+class ClearSummary:
+    """What a clearing run did. Refusals are counted by code; the first ones are kept with their
+    file and line."""
+
+    lines: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILE_OF.values(), 0))
+    accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILE_OF.values(), 0))
+    repeated: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    refused_lines: list[dict] = field(default_factory=list)
+    decisions: dict[str, int] = field(default_factory=lambda: {d.value: 0 for d in Decision})
+    reasons: dict[str, int] = field(default_factory=dict)
+    decided_before: int = 0
+    waiting: int = 0
+    taxes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("duty", "consumption_tax", "vat", "total_tax"), 0))     # fen, released and inspected parcels
+    partitions: int = 0
+
+    def refuse(self, kind: Kind, line: int, problems: list[Problem]) -> None:
+        for code in {p.code for p in problems}:
+            self.refused[code] = self.refused.get(code, 0) + 1
+        if len(self.refused_lines) < REFUSED_KEPT:
+            self.refused_lines.append({"file": FILE_OF[kind], "line": line,
+                                       "errors": [p.as_dict() for p in problems]})
+
+    def count(self, result: dict) -> None:
+        self.decisions[result["decision"]] += 1
+        for reason in result["reasons"]:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if result["decision"] != Decision.REJECT.value:
+            for name in self.taxes:
+                self.taxes[name] += to_minor_units(Decimal(result[name]))
+
+    @property
+    def parcels(self) -> int:
+        return sum(self.decisions.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lines": self.lines, "accepted": self.accepted, "repeated": self.repeated,
+                "refused": sum(self.refused.values()), "refused_by_code": dict(sorted(self.refused.items())),
+                "refused_lines": self.refused_lines, "parcels_decided": self.parcels,
+                "decided_before": self.decided_before, "waiting": self.waiting, "decisions": self.decisions,
+                "reasons": dict(sorted(self.reasons.items())),
+                "taxes": {k: format_amount(from_minor_units(v)) for k, v in self.taxes.items()}}
+
+
+class QuoteCache:
+    """`model.quote_order` once per distinct request: the quote depends on the day, the customs
+    value and the items' codes, quantities, prices and origins, and on nothing else of the order.
+    Bounded: cleared when full."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.lookup: Any = None       # the tariff lookup the engine reads (set per transaction)
+        self.size = size
+        self.quotes: dict[Any, Any] = {}
+        self.hits = self.misses = 0
+
+    def __call__(self, order: model.Order, on_date: date, lookup: Any) -> tariff_model.Quote:
+        key = (on_date, order.customs_value,
+               tuple((i.tariff_code, i.quantity, i.unit_price, i.origin) for i in order.items))
+        found = self.quotes.get(key)
+        if found is None:
+            self.misses += 1
+            if len(self.quotes) >= self.size:
+                self.quotes.clear()
+            try:
+                found = model.quote_order(order, on_date, self.lookup or lookup)
+            except ValidationFailed as refused:
+                found = refused
+            self.quotes[key] = found
+        else:
+            self.hits += 1
+        if isinstance(found, ValidationFailed):
+            raise found
+        return found
+
+
+class _Line:
+    """A tariff line whose rates in force are computed once per day (`model.assess` asks for
+    them for every item)."""
+
+    __slots__ = ("_by_day", "_measures", "line")
+
+    def __init__(self, measures: tariff_model.LineMeasures) -> None:
+        self._measures, self.line, self._by_day = measures, measures.line, {}
+
+    def in_force(self, day: date) -> tariff_model.RatesInForce:
+        found = self._by_day.get(day)
+        if found is None:
+            found = self._by_day[day] = self._measures.in_force(day)
+        return found
+
+
+class _Lines:
+    """The lookup `model.assess` reads: the tariff's lines, each wrapped once."""
+
+    def __init__(self) -> None:
+        self.lookup: Any = None
+        self.lines: dict[str, _Line | None] = {}
+
+    def line(self, code: str) -> _Line | None:
+        if code not in self.lines:
+            found = self.lookup.line(code)
+            self.lines[code] = _Line(found) if found is not None else None
+        return self.lines[code]
+
+    def agreements(self) -> Any:
+        return self.lookup.agreements()
+
+
+_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+
+
+class _Ids:
+    """ULIDs for many rows: a fresh `new_id()` gives the time and the first 50 random bits, a
+    counter the last 30 (a million rows cost one `new_id`, not a million)."""
+
+    def __init__(self) -> None:
+        self.prefix, self.count = "", 1 << 30
+
+    def __call__(self) -> str:
+        if self.count >= (1 << 30) - 1:
+            self.prefix, self.count = new_id()[:20], 0
+        self.count += 1
+        n = self.count
+        return self.prefix + _PAIRS[n >> 20] + _PAIRS[(n >> 10) & 1023] + _PAIRS[n & 1023]
+
+
+def _fen(value: int) -> str:
+    """An amount in fen as the system writes amounts ("53846.25")."""
+    return f"-{_fen(-value)}" if value < 0 else f"{value // 100}.{value % 100:02d}"
+
+
+def _hashed(record: model.Record) -> tuple[str, str]:
+    """(content hash, body text): `model.content_hash`'s JSON text serves as the stored body too
+    (one encoding per record; tests hold the hash equal to the model's)."""
+    text = json.dumps(model.canonical(record), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+# --- pass 1: partitioning ------------------------------------------------------------------------
+
+def _partition_of(text: str, k: int) -> int:
+    return zlib.crc32(text.encode()) % k
+
+
+def partition_count(total_bytes: int) -> int:
+    return max(1, min(MAX_PARTITIONS, -(-total_bytes // PARTITION_BYTES)))
+
+
+def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summary: ClearSummary,
+               progress: Progress | None) -> None:
+    by_order = [open(work / f"o{i}", "w", encoding="utf-8") for i in range(k)]  # noqa: SIM115 - closed below
+    by_number = [open(work / f"n{i}", "w", encoding="utf-8") for i in range(k)]  # noqa: SIM115
+    try:
+        for kind, path in paths.items():
+            allowed = service.may_send(actor, kind)
+            char = KIND_CHAR[kind]
+            number_field = NUMBER_FIELD[kind]
+            with open(path, "rb") as handle:
+                for line_no, raw in enumerate(handle, start=1):
+                    if progress:
+                        progress("read", len(raw))
+                    if not raw.strip():
+                        continue
+                    summary.lines[FILE_OF[kind]] += 1
+                    try:
+                        text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                        obj = json.loads(text)
+                    except (UnicodeDecodeError, json.JSONDecodeError):
+                        summary.refuse(kind, line_no, [MALFORMED])
+                        continue
+                    if not allowed:
+                        summary.refuse(kind, line_no, [Problem("kind", "role_not_allowed",
+                                                               f"{kind.value.capitalize()}s are sent by the "
+                                                               f"{service.SENDERS[kind].value} role.")])
+                        continue
+                    order_no = obj.get("order_no") if isinstance(obj, dict) else None
+                    if not isinstance(order_no, str) or not order_no:
+                        try:
+                            model.parse_record(kind, obj)
+                            problems = [Problem("order_no", "required", "order_no is required.")]
+                        except ValidationFailed as refused:
+                            problems = refused.problems
+                        summary.refuse(kind, line_no, problems)
+                        continue
+                    text = text.strip().replace("\n", " ")
+                    by_order[_partition_of(order_no, k)].write(f"{char}{line_no}\t{text}\n")
+                    number = obj.get(number_field)
+                    if kind is not Kind.ORDER and isinstance(number, str):
+                        by_number[_partition_of(number, k)].write(f"{char}\t{line_no}\t{number}\t{order_no}\n")
+    finally:
+        for handle in (*by_order, *by_number):
+            handle.close()
+
+
+def _numbers_used_twice(work: Path, k: int) -> set[tuple[str, int]]:
+    """(kind char, line) of the payments and waybills whose number an earlier line of the same
+    file gave to another order: they are `duplicate`, the first one stands."""
+    losers: set[tuple[str, int]] = set()
+    for i in range(k):
+        first: dict[tuple[str, str], tuple[int, str]] = {}
+        with open(work / f"n{i}", encoding="utf-8") as handle:
+            for line in handle:
+                char, line_no, number, order_no = line.rstrip("\n").split("\t", 3)
+                held = first.get((char, number))
+                if held is None:
+                    first[(char, number)] = (int(line_no), order_no)
+                elif held[1] != order_no:
+                    losers.add((char, int(line_no)))
+        (work / f"n{i}").unlink()
+    return losers
+
+
+# --- pass 2: matching ----------------------------------------------------------------------------
+
+@dataclass
+class _Doc:
+    kind: Kind
+    line: int
+    record: model.Record
+    hash: str
+    body: str
+
+
+def _in_chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start:start + IN_CHUNK]
+
+
+class _Stored:
+    """What the database already holds for a partition's orders and numbers."""
+
+    def __init__(self) -> None:
+        self.by_number: dict[Kind, dict[str, Any]] = {k: {} for k in Kind}
+        self.by_order: dict[Kind, dict[str, Any]] = {k: {} for k in Kind}
+        self.parcels: dict[str, dict] = {}
+
+    @classmethod
+    def load(cls, conn: Any, order_nos: list[str], numbers: dict[Kind, list[str]], any_docs: bool,
+             any_parcels: bool) -> _Stored:
+        stored = cls()
+        if any_docs:
+            for kind, table in TABLE_OF.items():
+                number_col = table.c[NUMBER_FIELD[kind]]
+                columns = [number_col, table.c.content_hash, table.c.sender_id, table.c.body]
+                if kind is not Kind.ORDER:
+                    columns.append(table.c.order_no)
+                keys = [*order_nos]
+                for chunk in _in_chunks(keys):
+                    rows = conn.execute(select(*columns).where(table.c.order_no.in_(chunk))).mappings().all()
+                    for row in rows:
+                        stored.by_number[kind][row[NUMBER_FIELD[kind]]] = dict(row)
+                        stored.by_order[kind][row["order_no"]] = dict(row)
+                if kind is not Kind.ORDER:
+                    for chunk in _in_chunks(numbers[kind]):
+                        for row in conn.execute(select(*columns).where(number_col.in_(chunk))).mappings():
+                            stored.by_number[kind][row[NUMBER_FIELD[kind]]] = dict(row)
+        if any_parcels:
+            for chunk in _in_chunks(order_nos):
+                for row in conn.execute(select(cbec_parcels).where(cbec_parcels.c.order_no.in_(chunk))).mappings():
+                    stored.parcels[row["order_no"]] = dict(row)
+        return stored
+
+
+class _Clearing:
+    def __init__(self, uow: UnitOfWork, actor: Actor, sampling: model.Sampling, summary: ClearSummary,
+                 work: Path, k: int, results: IO[str] | None, progress: Progress | None) -> None:
+        self.uow, self.actor, self.sampling, self.summary = uow, actor, sampling, summary
+        self.work, self.k, self.results, self.progress = work, k, results, progress
+        self.zone = ZoneInfo(get_settings().time_zone)
+        self.quotes = QuoteCache()
+        self.lines = _Lines()
+        self.ids = _Ids()
+        self.platforms: dict[str, str | None] = {}
+        self.postgres = uow.dialect == "postgresql"
+        with uow.read() as conn:
+            self.any_docs = any(conn.execute(select(func.count()).select_from(
+                select(t.c.id).limit(1).subquery())).scalar_one() for t in TABLE_OF.values())
+            self.any_parcels = bool(conn.execute(select(func.count()).select_from(
+                select(cbec_parcels.c.id).limit(1).subquery())).scalar_one())
+            self.any_years = bool(conn.execute(select(func.count()).select_from(
+                select(cbec_buyer_years.c.year).limit(1).subquery())).scalar_one())
+
+    # --- rows
+    def _time(self, moment: datetime) -> Any:
+        moment = moment.astimezone(UTC)
+        return moment if self.postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _doc_row(self, doc: _Doc, sender: str | None, now: Any) -> tuple:
+        record = doc.record
+        if isinstance(record, model.Order):
+            return (self.ids(), record.order_no, record.buyer_id_number, self._time(record.ordered_at), sender,
+                    doc.hash, doc.body, now)
+        return (self.ids(), record.number, record.order_no, sender, doc.hash, doc.body, now)
+
+    def _sender(self, kind: Kind, record: model.Record) -> str | None:
+        if self.actor.enterprise_id is not None or kind is not Kind.ORDER:
+            return self.actor.enterprise_id
+        code = record.platform_code  # type: ignore[union-attr]
+        if code not in self.platforms:
+            enterprise = registry.enterprise_by_uscc(self.uow, code)
+            self.platforms[code] = enterprise["id"] if enterprise else None
+        return self.platforms[code]
+
+    # --- pass 2
+    def match(self, index: int, losers: set[tuple[str, int]], buyers: list[IO[bytes]], bonded: IO[str]) -> None:
+        groups: dict[str, list[tuple[Kind, int, Any]]] = {}
+        path = self.work / f"o{index}"
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                head, _, text = line.partition("\t")
+                kind = CHAR_KIND[head[0]]
+                obj = json.loads(text)
+                groups.setdefault(obj["order_no"], []).append((kind, int(head[1:]), obj))
+        path.unlink()
+        order_nos = sorted(groups)
+        parsed: dict[str, dict[Kind, list[_Doc]]] = {}
+        numbers: dict[Kind, list[str]] = {Kind.PAYMENT: [], Kind.WAYBILL: []}
+        for order_no in order_nos:
+            docs: dict[Kind, list[_Doc]] = {k: [] for k in Kind}
+            for kind, line_no, obj in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
+                try:
+                    record = model.parse_record(kind, obj)
+                except ValidationFailed as refused:
+                    self.summary.refuse(kind, line_no, refused.problems)
+                    continue
+                if (KIND_CHAR[kind], line_no) in losers:
+                    self.summary.refuse(kind, line_no, [_duplicate(kind, record.number)])
+                    continue
+                docs[kind].append(_Doc(kind, line_no, record, *_hashed(record)))
+                if kind is not Kind.ORDER:
+                    numbers[kind].append(record.number)
+            parsed[order_no] = docs
+        now = self._time(utcnow())
+        waiting_rows: dict[Kind, list[tuple]] = {k: [] for k in Kind}
+        with self.uow.transaction() as conn:
+            stored = _Stored.load(conn, order_nos, numbers, self.any_docs, self.any_parcels)
+            self.lines.lookup = self.quotes.lookup = tariff_service.tariff_lookup(self.uow)
+            for order_no in order_nos:
+                standing, new_docs = self._standing(parsed.pop(order_no), stored)
+                rows = {kind: self._doc_row(doc, self._sender(kind, doc.record), now) for kind, doc in new_docs.items()}
+                if order_no in stored.parcels:
+                    self._write_result(service.result_line(stored.parcels[order_no]))
+                    self.summary.decided_before += 1
+                    continue
+                order = standing.get(Kind.ORDER)
+                if len(standing) < 3 or getattr(order, "bonded_warehouse", None):
+                    for kind, row in rows.items():
+                        waiting_rows[kind].append(row)
+                    if len(standing) < 3:
+                        self.summary.waiting += 1
+                    else:   # the per-record service decides bonded imports (account books)
+                        bonded.write(order_no + "\n")
+                    continue
+                senders = {kind: (rows[kind][3 if kind is not Kind.ORDER else 4] if kind in rows
+                                  else stored.by_number[kind][standing[kind].number]["sender_id"])
+                           for kind in Kind}
+                assessment = model.assess(order, standing[Kind.PAYMENT], standing[Kind.WAYBILL],  # type: ignore[arg-type]
+                                          self.lines, self.zone, self.quotes)
+                candidate = (order.buyer_id_number, order.ordered_at.isoformat(), order.order_no,  # type: ignore[union-attr]
+                             model.limit_year(order, self.zone), tuple(r.value for r in assessment.reasons),  # type: ignore[arg-type]
+                             to_minor_units(assessment.customs_value), to_minor_units(assessment.duty),
+                             to_minor_units(assessment.consumption_tax), to_minor_units(assessment.vat),
+                             standing[Kind.WAYBILL].number, senders[Kind.ORDER], senders[Kind.PAYMENT],
+                             senders[Kind.WAYBILL],
+                             {KIND_CHAR[kind]: row for kind, row in rows.items()})
+                marshal.dump(candidate, buyers[_partition_of(order.buyer_id_number, self.k)])  # type: ignore[union-attr]
+            self._store(conn, waiting_rows)
+        if self.progress:
+            self.progress("matched", len(order_nos))
+
+    def _standing(self, docs: dict[Kind, list[_Doc]], stored: _Stored) -> tuple[dict[Kind, Any], dict[Kind, _Doc]]:
+        """The record of each kind that stands for the order (stored before, or the first of the
+        batch), and the new ones to store; repeats counted, duplicates refused."""
+        standing: dict[Kind, Any] = {}
+        new: dict[Kind, _Doc] = {}
+        sender_of = {Kind.ORDER: None}
+        for kind in Kind:
+            for doc in docs[kind]:
+                record = doc.record
+                sender = self._sender(kind, record) if kind is Kind.ORDER else self.actor.enterprise_id
+                sender_of[kind] = sender
+                held = stored.by_number[kind].get(record.number)
+                problem = None
+                if held is not None:
+                    if held["content_hash"] == doc.hash and held["sender_id"] == sender and (
+                            kind is Kind.ORDER or held["order_no"] == record.order_no):
+                        self.summary.repeated += 1
+                        standing.setdefault(kind, record)
+                        continue
+                    problem = _duplicate(kind, record.number)
+                elif kind is not Kind.ORDER and record.order_no in stored.by_order[kind]:
+                    problem = _second(kind, record.order_no)
+                elif kind in new:
+                    first = new[kind]
+                    if first.record.number == record.number:
+                        if first.hash == doc.hash:
+                            self.summary.repeated += 1
+                            continue
+                        problem = _duplicate(kind, record.number)
+                    else:
+                        problem = _second(kind, record.order_no)
+                if problem is not None:
+                    self.summary.refuse(kind, doc.line, [problem])
+                    continue
+                new[kind] = doc
+                standing[kind] = record
+                self.summary.accepted[FILE_OF[kind]] += 1
+            if kind not in standing:
+                held_for_order = stored.by_order[kind].get(_order_no(docs))
+                if held_for_order is not None:
+                    parse = model.PARSERS[kind]
+                    standing[kind] = parse(held_for_order["body"])
+        return standing, new
+
+    # --- pass 3
+    def decide(self, index: int) -> None:
+        path = self.work / f"b{index}"
+        entries = []
+        with open(path, "rb") as handle:
+            while True:
+                try:
+                    entries.append(marshal.load(handle))
+                except EOFError:
+                    break
+        path.unlink()
+        if not entries:
+            return
+        entries.sort(key=lambda e: (e[0], e[1], e[2]))
+        candidates = []
+        for e in entries:
+            assessment = model.Assessment(tuple(Reason(r) for r in e[4]), from_minor_units(e[5]))
+            candidates.append(model.Candidate(e[2], e[0], datetime.fromisoformat(e[1]), assessment, e[3]))
+        now = utcnow()
+        stamp = self._time(now)
+        with self.uow.transaction() as conn:
+            keys = sorted({(e[0], e[3]) for e in entries})
+            totals = self._year_totals(conn, keys)
+            outcomes = model.decide_batch(candidates, {k: from_minor_units(v) for k, v in totals.items()},
+                                          self.sampling)
+            doc_rows: dict[Kind, list[tuple]] = {k: [] for k in Kind}
+            parcel_rows = []
+            counted: dict[tuple[str, int], list[int]] = {}
+            for e in entries:
+                (buyer, ordered_at, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
+                 payment_sender, logistics_sender, rows) = e
+                outcome = outcomes[order_no]
+                for char, row in rows.items():
+                    doc_rows[CHAR_KIND[char]].append(row)
+                decision = outcome.decision.value
+                reasons = [r.value for r in outcome.reasons]
+                counted_fen = to_minor_units(outcome.counted)
+                after = to_minor_units(outcome.year_total_after)
+                key = (buyer, year)
+                slot = counted.setdefault(key, [totals.get(key, 0), 0])
+                if counted_fen:
+                    slot[0], slot[1] = after, slot[1] + 1
+                parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
+                                    logistics_sender, self._time(datetime.fromisoformat(ordered_at)), decision,
+                                    json.dumps(reasons), "decided", value, duty, ctax, vat,
+                                    duty + ctax + vat, counted_fen, after, stamp, None, None))
+                result = {"order_no": order_no, "waybill_no": waybill_no, "buyer_id_number": model.mask_id(buyer),
+                          "decision": decision, "reasons": reasons, "customs_value": _fen(value),
+                          "duty": _fen(duty), "consumption_tax": _fen(ctax), "vat": _fen(vat),
+                          "total_tax": _fen(duty + ctax + vat), "buyer_year_total_after": _fen(after)}
+                self._write_result(result)
+            self._store(conn, doc_rows)
+            self._copy(conn, "cbec_parcels", PARCEL_COLUMNS, parcel_rows)
+            self._store_years(conn, counted, set(totals), stamp)
+        if self.progress:
+            self.progress("decided", len(entries))
+
+    def _year_totals(self, conn: Any, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        totals: dict[tuple[str, int], int] = {}
+        if not self.any_years:
+            return totals
+        buyers = sorted({b for b, _ in keys})
+        wanted = set(keys)
+        for chunk in _in_chunks(buyers):
+            query = select(cbec_buyer_years.c.buyer_id_number, cbec_buyer_years.c.year, cbec_buyer_years.c.total_fen
+                           ).where(cbec_buyer_years.c.buyer_id_number.in_(chunk))
+            for buyer, year, total in conn.execute(self.uow.locking(query)):
+                if (buyer, year) in wanted:
+                    totals[(buyer, year)] = total
+        return totals
+
+    def _store_years(self, conn: Any, counted: dict[tuple[str, int], list[int]], known: set, stamp: Any) -> None:
+        fresh = [(b, y, total, n, stamp) for (b, y), (total, n) in counted.items() if (b, y) not in known]
+        self._copy(conn, "cbec_buyer_years", YEAR_COLUMNS, fresh)
+        changed = [(total, n, stamp, b, y) for (b, y), (total, n) in counted.items() if (b, y) in known and n]
+        if changed:
+            marker = "%s" if self.postgres else "?"
+            conn.exec_driver_sql(
+                f"UPDATE cbec_buyer_years SET total_fen = {marker}, parcels = parcels + {marker}, "
+                f"updated_at = {marker} WHERE buyer_id_number = {marker} AND year = {marker}", changed)
+
+    # --- storing
+    def _store(self, conn: Any, rows: dict[Kind, list[tuple]]) -> None:
+        self._copy(conn, "cbec_orders", ORDER_COLUMNS, rows[Kind.ORDER])
+        self._copy(conn, "cbec_payments", DOC_COLUMNS[Kind.PAYMENT], rows[Kind.PAYMENT])
+        self._copy(conn, "cbec_waybills", DOC_COLUMNS[Kind.WAYBILL], rows[Kind.WAYBILL])
+
+    def _copy(self, conn: Any, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self.postgres:
+            cursor = conn.connection.driver_connection.cursor()
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def _write_result(self, result: dict) -> None:
+        self.summary.count(result)
+        if self.results is not None:
+            self.results.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
+def _order_no(docs: dict[Kind, list[_Doc]]) -> str:
+    for kind in Kind:
+        if docs[kind]:
+            return docs[kind][0].record.order_no
+    raise AssertionError("an empty group")
+
+
+def _duplicate(kind: Kind, number: str) -> Problem:
+    name = NUMBER_FIELD[kind]
+    return Problem(name, "duplicate", f"{name} {number} was already used for a different {kind.value}; "
+                                      "the first one stands.")
+
+
+def _second(kind: Kind, order_no: str) -> Problem:
+    return Problem("order_no", "duplicate", f"Order {order_no} already has a {kind.value}; the first one stands.")
+
+
+def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
+          results: IO[str] | None = None, sampling: model.Sampling | None = None,
+          partitions: int | None = None, progress: Progress | None = None,
+          work_dir: Path | None = None) -> ClearSummary:
+    """Clear the parcels of three files (see the module's docstring). `partitions` fixes K
+    (default: by the files' size); results never depend on it."""
+    require(actor.is_(*service.BATCH_SENDERS), "role_not_allowed",
+            "Batches are sent by platforms, payment and logistics companies, or an administrator.")
+    paths = {Kind.ORDER: Path(orders), Kind.PAYMENT: Path(payments), Kind.WAYBILL: Path(waybills)}
+    k = partitions or partition_count(sum(p.stat().st_size for p in paths.values()))
+    summary = ClearSummary(partitions=k)
+    sampling = sampling or service.DEFAULT_SAMPLING
+    with tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
+        work = Path(temp)
+        clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)
+        _partition(paths, work, k, actor, summary, progress)
+        losers = _numbers_used_twice(work, k)
+        buyers = [open(work / f"b{i}", "wb") for i in range(k)]  # noqa: SIM115 - closed below
+        bonded_path = work / "bonded"
+        try:
+            with open(bonded_path, "w", encoding="utf-8") as bonded:
+                for i in range(k):
+                    clearing.match(i, losers, buyers, bonded)
+        finally:
+            for handle in buyers:
+                handle.close()
+        for i in range(k):
+            clearing.decide(i)
+        with open(bonded_path, encoding="utf-8") as bonded_orders:
+            for line in bonded_orders:
+                row = service.decide_order(uow, line.strip(), sampling)
+                if row is not None:
+                    clearing._write_result(service.result_line(row))
+    with uow.transaction():
+        done = summary.as_dict()
+        uow.audit(actor, "ecommerce.batch_cleared", "cbec_batch", new_id(), None,
+                  {k: done[k] for k in ("lines", "accepted", "repeated", "refused", "parcels_decided",
+                                        "decisions", "taxes")})
+    return summary

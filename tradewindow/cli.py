@@ -84,9 +84,16 @@ def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="POR
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
-@app.command()
-def worker() -> None:
-    """Run the background worker: outbox relay and queued jobs."""
+worker_app = typer.Typer()
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback(invoke_without_command=True)
+def worker(ctx: typer.Context) -> None:
+    """Run the background worker: outbox relay and queued jobs (`tradewindow worker`), or a
+    specialised one (`tradewindow worker cbec`)."""
+    if ctx.invoked_subcommand is not None:
+        return
     import logging
 
     from tradewindow.notifications import service as notifications
@@ -834,15 +841,17 @@ def cbec_clear(orders: Annotated[str, typer.Option(help="Orders, NDJSON")],
     console.print_json(text)
 
 
-@cbec_app.command("stream-worker")
-def cbec_stream_worker(partitions: Annotated[str | None, typer.Option(
-                           help="Comma-separated partitions to consume (default: all)")] = None,
-                       inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean "
-                                                  "parcels drawn for inspection")] = 0.01) -> None:
-    """Apply e-commerce documents from the NATS JetStream stream (TRADEWINDOW_JOB_QUEUE=nats,
-    TRADEWINDOW_NATS_URL) until stopped: each record stored and its parcel decided under the
-    buyer's lock, then acknowledged. Run as many as you like; a killed one's records are
-    redelivered to the others."""
+@worker_app.command("cbec")
+def worker_cbec(partitions: Annotated[str | None, typer.Option(
+                    help="Comma-separated partitions to consume (NATS; default: all)")] = None,
+                inspection_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of clean "
+                                           "parcels drawn for inspection")] = 0.01,
+                batch: Annotated[int, typer.Option(min=1, max=10_000, help="Documents applied per "
+                                                   "transaction and partition")] = 1000) -> None:
+    """Apply e-commerce documents from the stream until stopped: NATS JetStream when
+    TRADEWINDOW_JOB_QUEUE=nats (TRADEWINDOW_NATS_URL), otherwise the database job queue. Each
+    batch is stored and its parcels decided under their buyers' locks, then acknowledged. Run as
+    many as you like; a killed one's documents are delivered again to the others."""
     import logging
     import signal
     import threading
@@ -852,19 +861,25 @@ def cbec_stream_worker(partitions: Annotated[str | None, typer.Option(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
-    if settings.job_queue != "nats":
-        err.print("The e-commerce stream needs TRADEWINDOW_JOB_QUEUE=nats (and TRADEWINDOW_NATS_URL).")
-        raise typer.Exit(2)
     engine = _engine()
-    consumer = stream.CbecStream.from_settings(settings)
+    queue = stream.record_queue(settings, lambda: UnitOfWork(engine))
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     chosen = [int(p) for p in partitions.split(",")] if partitions else None
-    logging.getLogger("tradewindow.cbec.stream").info("stream worker started (partitions %s)", chosen or "all")
-    consumer.run_forever(lambda: UnitOfWork(engine), stopping, chosen,
-                         sampling=model.Sampling(rate=Decimal(str(inspection_rate))))
-    consumer.close()
+    logging.getLogger("tradewindow.cbec.stream").info("cbec worker started on %s (partitions %s)",
+                                                      settings.job_queue, chosen or "all")
+    stream.run_forever(queue, lambda: UnitOfWork(engine), stopping, chosen,
+                       sampling=model.Sampling(rate=Decimal(str(inspection_rate))), batch=batch)
+    queue.close()
+
+
+@cbec_app.command("stream-worker", hidden=True)
+def cbec_stream_worker(partitions: Annotated[str | None, typer.Option()] = None,
+                       inspection_rate: Annotated[float, typer.Option(min=0, max=1)] = 0.01,
+                       batch: Annotated[int, typer.Option(min=1, max=10_000)] = 1000) -> None:
+    """The former name of `tradewindow worker cbec`."""
+    worker_cbec(partitions, inspection_rate, batch)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ import pytest
 from tests.ecommerce.conftest import Parcel
 from tradewindow.ecommerce import service, stream
 from tradewindow.ecommerce.model import Kind, parse_record
+from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.jobs import DatabaseJobQueue
 from tradewindow.platform.settings import get_settings
+from tradewindow.platform.worker import Worker
 
 
 def ndjson(*lines: dict) -> str:
@@ -33,11 +36,42 @@ def on_nats(monkeypatch, nats_server):
     stream._shared.clear()
 
 
-def test_the_stream_answers_503_when_the_job_queue_is_the_database(cbec_world, client, as_user):
-    response = client.post("/api/v1/cbec/stream", content=ndjson(Parcel().lines()[0]),
-                           headers=as_user("platform"))
-    assert response.status_code == 503
-    assert response.json()["errors"][0]["code"] == "stream_unavailable"
+def test_the_embedded_default_queues_documents_in_the_database(cbec_world, client, as_user, uow, db):
+    """Without NATS the same endpoint queues the documents as database jobs, de-duplicated by the
+    same message id, and `tradewindow worker cbec` (DatabaseRecordQueue) applies them with the
+    same code as on NATS; the general `tradewindow worker` applies them too."""
+    first, second = Parcel(), Parcel()
+    for who, index in (("platform", 0), ("payment", 1), ("logistics", 2)):
+        body = ndjson(first.lines()[index], second.lines()[index])
+        sent = client.post("/api/v1/cbec/stream", content=body, headers=as_user(who))
+        assert sent.status_code == 202 and sent.json()["published"] == 2
+    again = client.post("/api/v1/cbec/stream", content=ndjson(first.lines()[0]), headers=as_user("platform"))
+    assert (again.json()["published"], again.json()["repeated"]) == (0, 1)
+    queue = stream.record_queue(get_settings(), lambda: UnitOfWork(db))
+    assert isinstance(queue, stream.DatabaseRecordQueue) and queue.depth() == 6
+    assert queue.run_once(uow, batch=5) == 5            # in the order sent: all but the last waybill
+    assert service.get_parcel(uow, cbec_world["customs_officer"], first.order_no)["status"] == "decided"
+    assert service.get_parcel(uow, cbec_world["customs_officer"], second.order_no)["status"] == "waiting"
+    Worker(db, queue=DatabaseJobQueue(lambda: UnitOfWork(db))).run_once()
+    assert queue.depth() == 0
+    assert service.get_parcel(uow, cbec_world["customs_officer"], second.order_no)["result"]["decision"] == "release"
+
+
+def test_a_batch_with_a_refused_document_applies_the_others(cbec_world, uow, db):
+    parcel = Parcel()
+    order, payment, waybill = parcel.order, parcel.payment, parcel.waybill
+    queue = stream.DatabaseRecordQueue(lambda: UnitOfWork(db))
+    platform, payment_company, logistics = (cbec_world[n] for n in ("platform", "payment", "logistics"))
+    queue.publish(platform, Kind.ORDER, order, parse_record(Kind.ORDER, order))
+    # Sent by the wrong party: refused by the service, acknowledged, logged.
+    queue.publish(platform, Kind.PAYMENT, payment, parse_record(Kind.PAYMENT, payment))
+    queue.publish(logistics, Kind.WAYBILL, waybill, parse_record(Kind.WAYBILL, waybill))
+    assert queue.run_once(uow) == 3 and queue.depth() == 0
+    assert service.get_parcel(uow, cbec_world["customs_officer"], parcel.order_no)["status"] == "waiting"
+    queue.publish(payment_company, Kind.PAYMENT, {**payment, "payment_no": "PAY-2"},
+                  parse_record(Kind.PAYMENT, {**payment, "payment_no": "PAY-2"}))
+    assert queue.run_once(uow) == 1
+    assert service.get_parcel(uow, cbec_world["customs_officer"], parcel.order_no)["result"]["decision"] == "release"
 
 
 def test_published_records_are_applied_once_by_the_stream_consumer(cbec_world, client, as_user, on_nats, uow):

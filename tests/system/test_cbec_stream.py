@@ -1,5 +1,5 @@
 """The e-commerce stream with real processes: nats-server with JetStream, PostgreSQL, and
-`tradewindow cbec stream-worker` processes. One worker is killed (SIGKILL) in the middle of the
+`tradewindow worker cbec` processes. One worker is killed (SIGKILL) in the middle of the
 stream and others take over: every parcel is decided exactly once and no buyer's year goes over
 26,000 CNY — the same results as a one-worker run (equal parcels, so the same count per buyer)."""
 
@@ -34,7 +34,7 @@ TRADEWINDOW = str(Path(sys.executable).with_name("tradewindow"))
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([TRADEWINDOW, "cbec", "stream-worker", "--inspection-rate", "0"], env=env,
+        return subprocess.Popen([TRADEWINDOW, "worker", "cbec", "--inspection-rate", "0"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -13,9 +13,9 @@ from tradewindow.ecommerce import service
 from tradewindow.ecommerce.model import Kind
 from tradewindow.platform.auth import Actor, Role
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.errors import Problem, ValidationFailed
+from tradewindow.platform.errors import ValidationFailed
 from tradewindow.platform.settings import get_settings
-from tradewindow.platform.web import Schema, allow, error_response, get_uow
+from tradewindow.platform.web import Schema, allow, get_uow
 
 router = APIRouter(prefix="/api/v1/cbec", tags=["cross-border e-commerce"])
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
@@ -104,30 +104,26 @@ async def send_batch(request: Request, uow: Uow, actor: BatchSender) -> Any:
 StreamSender = Annotated[Actor, allow(*service.PARTIES)]
 
 
-@router.post("/stream", status_code=202, responses={503: {"description": "`stream_unavailable`: the job queue "
-                                                                     "is not NATS JetStream."}},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "text/plain": {"schema": {"type": "string"}}}}})
-async def send_stream(request: Request, actor: StreamSender) -> Any:
-    """Publish NDJSON documents (each with its "kind", at most 10,000 lines) to the NATS JetStream
-    stream that `tradewindow cbec stream-worker` processes apply; answered 202 with the counts
-    published, repeated (the stream had the message id already) and refused (with errors) before
-    anything is decided. Only when TRADEWINDOW_JOB_QUEUE=nats; 503 `stream_unavailable`
-    otherwise. Roles: platform, payment, logistics (each its own kind)."""
-    settings = get_settings()
-    if settings.job_queue != "nats":
-        return error_response(503, [Problem("", "stream_unavailable", "The e-commerce stream needs "
-                                            "TRADEWINDOW_JOB_QUEUE=nats; send batches to /api/v1/cbec/batches.")])
+@router.post("/stream", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
+    "text/plain": {"schema": {"type": "string"}}}}})
+async def send_stream(request: Request, uow: Uow, actor: StreamSender) -> Any:
+    """Publish NDJSON documents (each with its "kind", at most 10,000 lines) to the e-commerce
+    stream that `tradewindow worker cbec` processes apply: NATS JetStream when
+    TRADEWINDOW_JOB_QUEUE=nats, otherwise the database job queue (which `tradewindow worker`
+    applies too). Answered 202 with the counts published, repeated (the stream had the message id
+    already) and refused (with errors) before anything is decided. Roles: platform, payment,
+    logistics (each its own kind)."""
     from starlette.concurrency import run_in_threadpool
 
     from tradewindow.ecommerce import stream
 
+    settings = get_settings()
     lines = (await request.body()).decode("utf-8", errors="replace").splitlines()
     if sum(1 for line in lines if line.strip()) > MAX_BATCH_RECORDS:
         raise ValidationFailed(f"At most {MAX_BATCH_RECORDS} lines per request.", "too_many")
 
     def publish() -> dict:
-        return stream.publish_lines(stream.shared(settings), actor, service.ndjson_objects(lines))
+        return stream.publish_lines(stream.publisher(settings, lambda: uow), actor, service.ndjson_objects(lines))
     return _json(await run_in_threadpool(publish), 202)
 
 

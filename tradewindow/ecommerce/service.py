@@ -44,7 +44,7 @@ from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
-from tradewindow.platform.jobs import periodic
+from tradewindow.platform.jobs import handles, periodic
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
@@ -300,6 +300,117 @@ def decide_pending(uow: UnitOfWork, sampling: model.Sampling | None = None,
                     summary.count_outcome(outcome, assessment.total_tax)
                 if on_decided is not None:
                     on_decided(row)
+
+
+def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sampling | None = None,
+                  on_decided: Callable[[dict], None] | None = None) -> int:
+    """Decide the named orders' parcels that are complete and undecided, a chunk per transaction:
+    every buyer of a chunk locked first (sorted), then its parcels decided in the batch rule's
+    order. The stream worker's batch step; returns how many were decided."""
+    sampling = sampling or DEFAULT_SAMPLING
+    zone = _zone()
+    wanted = sorted(set(order_nos))
+    decided = 0
+    for start in range(0, len(wanted), CHUNK):
+        with uow.transaction() as conn:
+            found = _complete_documents(conn, wanted[start:start + CHUNK])
+            ready = sorted(((model.parse_order(d["order_body"]), d) for d in found),
+                           key=lambda pair: model.batch_key(pair[0].buyer_id_number, pair[0].ordered_at,
+                                                            pair[0].order_no))
+            totals: dict[tuple[str, int], Decimal] = {}
+            for order, _ in ready:
+                key = (order.buyer_id_number, model.limit_year(order, zone))
+                if key not in totals:
+                    totals[key] = _lock_year(uow, *key)
+            for order, documents in ready:
+                if _parcel_row(conn, order.order_no) is not None:
+                    continue            # decided meanwhile by a concurrent worker
+                key = (order.buyer_id_number, model.limit_year(order, zone))
+                row, outcome, _ = _decide(uow, documents, order, totals[key], sampling, zone)
+                totals[key] = outcome.year_total_after
+                decided += 1
+                if on_decided is not None:
+                    on_decided(row)
+    return decided
+
+
+def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
+                 sampling: model.Sampling | None = None) -> list[str | list[Problem]]:
+    """Receive many documents from many senders at once (the stream worker's batch): each is
+    stored as `submit` would (in one transaction for all), then the parcels they completed are
+    decided (`decide_orders`). Per document: "created", "repeat", or the problems that refused it
+    (refusals change nothing, as in `submit`)."""
+    outcomes: list[str | list[Problem]] = [[] for _ in received]
+    parsed: list[tuple[int, Actor, Kind, model.Record]] = []
+    for index, (actor, kind, raw) in enumerate(received):
+        if not may_send(actor, kind):
+            outcomes[index] = [Problem("kind", "role_not_allowed",
+                                       f"{kind.value.capitalize()}s are sent by the {SENDERS[kind].value} role.")]
+            continue
+        try:
+            parsed.append((index, actor, kind, model.parse_record(kind, raw)))
+        except ValidationFailed as refused:
+            outcomes[index] = refused.problems
+    senders = [_sender(uow, actor, kind, record) for _, actor, kind, record in parsed]
+    try:
+        with uow.transaction() as conn:
+            stored = [_store(uow, conn, actor, kind, record, sender)
+                      for (_, actor, kind, record), sender in zip(parsed, senders, strict=True)]
+    except Conflict:
+        # A concurrent worker stored one of these numbers first: one by one, as `submit` does.
+        stored = []
+        for (_, actor, kind, record), sender in zip(parsed, senders, strict=True):
+            try:
+                with uow.transaction() as conn:
+                    stored.append(_store(uow, conn, actor, kind, record, sender))
+            except Conflict:
+                with uow.read() as conn:
+                    stored.append(_compare(conn, kind, record, sender) or "repeat")
+    for (index, _, _, _), outcome in zip(parsed, stored, strict=True):
+        outcomes[index] = [outcome] if isinstance(outcome, Problem) else outcome
+    decide_orders(uow, [record.order_no for (index, _, _, record) in parsed
+                        if not isinstance(outcomes[index], list)], sampling)
+    return outcomes
+
+
+# --- queued documents (the stream: NATS JetStream, or the database job queue) ---------------------
+
+# The database job queue's queue of e-commerce documents (the embedded default of the stream).
+RECORD_QUEUE = "cbec.records"
+
+
+def queued(actor: Actor, kind: Kind, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A document as it travels on the stream: its kind, its fields as sent, and who sent it."""
+    return {"kind": kind.value, "record": dict(raw),
+            "actor": {"user_id": actor.user_id, "username": actor.username, "role": actor.role.value,
+                      "enterprise_id": actor.enterprise_id}}
+
+
+def receive_queued(uow: UnitOfWork, bodies: list[Any], sampling: model.Sampling | None = None
+                   ) -> list[str | list[Problem]]:
+    """Receive documents taken from the stream (`queued` dicts): `receive_many` for all of them.
+    A body that is not a queued document is refused (`malformed_message`). Errors other than
+    refusals (the database restarting) propagate, so the queue tries again."""
+    outcomes: list[str | list[Problem]] = [[] for _ in bodies]
+    unpacked: list[tuple[Actor, Kind, object]] = []
+    where: list[int] = []
+    for index, body in enumerate(bodies):
+        try:
+            who = body["actor"]
+            unpacked.append((Actor(user_id=who["user_id"], username=who["username"], role=Role(who["role"]),
+                                   enterprise_id=who["enterprise_id"]), Kind(body["kind"]), body["record"]))
+            where.append(index)
+        except (KeyError, TypeError, ValueError):
+            outcomes[index] = [Problem("", "malformed_message", "Not a queued e-commerce document.")]
+    for index, outcome in zip(where, receive_many(uow, unpacked, sampling), strict=True):
+        outcomes[index] = outcome
+    return outcomes
+
+
+@handles(RECORD_QUEUE)
+def _queued_document(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+    """The general worker applies documents queued in the database (the embedded default)."""
+    receive_queued(uow, [payload])
 
 
 @periodic("ecommerce.decide_pending", 30)

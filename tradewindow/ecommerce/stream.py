@@ -1,40 +1,44 @@
-"""The cross-border e-commerce stream on NATS JetStream (issue 6, DESIGN.md §5): ingest publishes
-orders, payments and waybills; `tradewindow cbec stream-worker` processes apply them.
+"""The cross-border e-commerce stream (issue 6, DESIGN.md §5): ingest publishes orders, payments
+and waybills; `tradewindow worker cbec` processes apply them. Two implementations of one small
+protocol (`RecordQueue`), chosen by settings.job_queue like the job queue itself:
 
-- Subjects `cbec.records.<partition>` in one work-queue stream (TW_CBEC), partition = CRC-32 of the
-  buyer's identity number mod settings.cbec_stream_partitions (orders: the buyer; payments: the
-  payer, who must be the buyer; waybills carry no buyer, so their order number). CRC-32, not
-  Python's hash(), which differs from process to process.
-- Message id (`Nats-Msg-Id`) = record kind + number: the server drops a repeat inside its
-  duplicate window; beyond it, the service answers a repeat as a repeat anyway.
-- One durable pull consumer per partition (`cbec-p<k>`); any number of workers fetch from them.
-  A record is applied through `service.submit` (store, then decide under the per-buyer-year lock)
-  and acknowledged afterwards. A worker killed in between leaves the message unacknowledged: it is
-  redelivered after the ack wait and applied again, which the service answers as a repeat, so a
-  parcel is decided exactly once and no buyer's year is counted twice. A record the service
-  refuses (invalid, duplicate number, role) is acknowledged and logged: sending it again cannot
-  help. Any other error (the database restarting) naks it for a retry with back-off; after
-  MAX_DELIVERIES it goes to the dead-letter subject `cbec.dead.<partition>` (stream TW_CBEC_DEAD)."""
+- `CbecStream`, NATS JetStream: subjects `cbec.records.<partition>` in one work-queue stream
+  (TW_CBEC), partition = CRC-32 of the buyer's identity number mod settings.cbec_stream_partitions
+  (orders: the buyer; payments: the payer, who must be the buyer; waybills carry no buyer, so
+  their order number). CRC-32, not Python's hash(), which differs from process to process.
+  Message id (`Nats-Msg-Id`) = record kind + number: the server drops a repeat inside its
+  duplicate window; beyond it, the service answers a repeat as a repeat anyway. One durable pull
+  consumer per partition (`cbec-p<k>`); any number of workers fetch from them.
+- `DatabaseRecordQueue`, the embedded default: the same documents as jobs of the database job
+  queue (queue `cbec.records`, de-duplicated by the same message id), claimed with a lease.
+
+Both apply what they take with the same code, `service.receive_queued`: a batch of documents
+stored in one transaction, then the parcels they completed decided under their buyers' locks;
+the messages are acknowledged only after that commits. A worker killed in between leaves them
+unacknowledged: they are delivered again and answered as repeats, so a parcel is decided exactly
+once and no buyer's year is counted twice. A document the service refuses (invalid, duplicate
+number, role) is acknowledged and logged: sending it again cannot help. When a batch fails for
+another reason (the database restarting), its documents are applied one by one, and the one that
+fails is retried with back-off (nak / job retry); after MAX_DELIVERIES it goes to the dead-letter
+subject `cbec.dead.<partition>` (stream TW_CBEC_DEAD), or the job queue's dead state."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import zlib
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
-
-from nats.js import api
+from typing import Any, Protocol
 
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Kind
-from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.auth import Actor
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.errors import DomainError
-from tradewindow.platform.jobs import backoff
-from tradewindow.platform.nats_queue import MSG_ID, NatsConnection
+from tradewindow.platform.jobs import DatabaseJobQueue, backoff
 from tradewindow.platform.settings import Settings
 
 log = logging.getLogger("tradewindow.cbec.stream")
@@ -57,9 +61,44 @@ def message_id(kind: Kind, record: model.Record) -> str:
     return f"{kind.value}:{record.number}"
 
 
+class RecordQueue(Protocol):
+    """Where ingest puts e-commerce documents and `tradewindow worker cbec` takes them from."""
+
+    partitions: int
+
+    def publish(self, actor: Actor, kind: Kind, raw: dict[str, Any], record: model.Record) -> bool: ...
+
+    def run_once(self, uow: UnitOfWork, partitions: list[int] | None = None, batch: int = ...,
+                 sampling: model.Sampling | None = None) -> int: ...
+
+    def depth(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _log_refusals(names: list[str], outcomes: list[str | list]) -> int:
+    refused = 0
+    for name, outcome in zip(names, outcomes, strict=True):
+        if isinstance(outcome, list):
+            refused += 1
+            log.warning("cbec record %s refused: %s", name, "; ".join(f"{p.path} {p.code}" for p in outcome))
+    return refused
+
+
+def apply_bodies(uow: UnitOfWork, bodies: list[Any], names: list[str], sampling: model.Sampling | None) -> None:
+    """Apply a batch of queued documents (the same code for both queues); refusals are logged."""
+    _log_refusals(names, service.receive_queued(uow, bodies, sampling))
+
+
 class CbecStream:
+    """The e-commerce stream on NATS JetStream."""
+
     def __init__(self, url: str, partitions: int = 8, ack_wait: timedelta = timedelta(seconds=30),
                  duplicate_window: timedelta = timedelta(hours=1), fetch_timeout: float = 0.2) -> None:
+        from nats.js import api  # nats-py only where used
+
+        from tradewindow.platform.nats_queue import NatsConnection
+
         self.conn = NatsConnection(url)
         self.partitions, self.ack_wait, self.fetch_timeout = partitions, ack_wait, fetch_timeout
         self.conn.ensure_stream(api.StreamConfig(
@@ -79,17 +118,19 @@ class CbecStream:
 
     def publish(self, actor: Actor, kind: Kind, raw: dict[str, Any], record: model.Record) -> bool:
         """Publish one parsed record as the actor sent it; False when the server had it already."""
-        body = {"kind": kind.value, "record": raw,
-                "actor": {"user_id": actor.user_id, "username": actor.username, "role": actor.role.value,
-                          "enterprise_id": actor.enterprise_id}}
+        from tradewindow.platform.nats_queue import MSG_ID
+
         ack = self.conn.run(self.conn.js.publish(
-            f"{SUBJECTS}.{partition(record, self.partitions)}", json.dumps(body, ensure_ascii=False).encode(),
+            f"{SUBJECTS}.{partition(record, self.partitions)}",
+            json.dumps(service.queued(actor, kind, raw), ensure_ascii=False).encode(),
             headers={MSG_ID: message_id(kind, record)}))
         return not ack.duplicate
 
     # --- consuming -------------------------------------------------------------------------------
 
     def _subscription(self, k: int) -> Any:
+        from nats.js import api
+
         with self._lock:
             if k not in self._subscriptions:
                 config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.ack_wait.total_seconds(),
@@ -108,27 +149,59 @@ class CbecStream:
                 return []
         return self.conn.run(fetch())
 
-    def run_once(self, uow: UnitOfWork, partitions: list[int] | None = None, batch: int = 100,
+    def run_once(self, uow: UnitOfWork, partitions: list[int] | None = None, batch: int = 1000,
                  sampling: model.Sampling | None = None) -> int:
-        """Fetch and apply what is waiting on each partition; returns the records handled."""
+        """Fetch and apply what is waiting on each partition, up to `batch` messages per partition
+        in one go; returns the records handled."""
         handled = 0
         for k in partitions if partitions is not None else range(self.partitions):
-            for msg in self._fetch(k, batch):
-                self._apply(uow, msg, sampling)
-                handled += 1
+            messages = self._fetch(k, batch)
+            if messages:
+                self._apply_batch(uow, messages, sampling)
+                handled += len(messages)
         return handled
 
+    @staticmethod
+    def _name(msg: Any) -> str:
+        from tradewindow.platform.nats_queue import MSG_ID
+
+        return (msg.headers or {}).get(MSG_ID, "?")
+
+    def _apply_batch(self, uow: UnitOfWork, messages: list[Any], sampling: model.Sampling | None) -> None:
+        bodies: list[Any] = []
+        for msg in messages:
+            try:
+                bodies.append(json.loads(msg.data))
+            except ValueError:
+                bodies.append(None)          # refused as malformed by the service
+        try:
+            apply_bodies(uow, bodies, [self._name(m) for m in messages], sampling)
+        except Exception as exc:  # noqa: BLE001 - find the one that fails: apply one by one
+            log.warning("cbec batch of %d failed (%s); applying one by one", len(messages), exc)
+            for msg, body in zip(messages, bodies, strict=True):
+                self._apply_one(uow, msg, body, sampling)
+            return
+
+        async def ack_all() -> None:
+            for msg in messages:
+                await msg.ack()              # after the commit; a lost ack only means a repeat later
+            await self.conn.nc.flush()
+        self.conn.run(ack_all())
+
     def _apply(self, uow: UnitOfWork, msg: Any, sampling: model.Sampling | None) -> None:
+        """One message on its own (the tests' and the fallback's way)."""
         try:
             body = json.loads(msg.data)
-            who = body["actor"]
-            actor = Actor(user_id=who["user_id"], username=who["username"], role=Role(who["role"]),
-                          enterprise_id=who["enterprise_id"])
-            service.submit(uow, actor, Kind(body["kind"]), body["record"], sampling)
-        except (DomainError, ValueError, KeyError, TypeError) as refused:
-            # Refused for good (invalid record, number already used, role): acknowledge.
-            log.warning("cbec record %s refused: %s", msg.headers.get(MSG_ID) if msg.headers else "?", refused)
+        except ValueError:
+            body = None
+        self._apply_one(uow, msg, body, sampling)
+
+    def _apply_one(self, uow: UnitOfWork, msg: Any, body: Any, sampling: model.Sampling | None) -> None:
+        try:
+            apply_bodies(uow, [body], [self._name(msg)], sampling)
         except Exception as exc:  # noqa: BLE001 - the database may be restarting: retry later
+            from tradewindow.platform.nats_queue import MSG_ID
+
             delivered = msg.metadata.num_delivered
             if delivered < MAX_DELIVERIES:
                 log.warning("cbec record failed (delivery %d), retrying: %s", delivered, exc)
@@ -139,19 +212,6 @@ class CbecStream:
             self.conn.run(self.conn.js.publish(msg.subject.replace(SUBJECTS, DEAD_SUBJECTS, 1), msg.data,
                                                headers=headers))
         self.conn.run(msg.ack_sync(timeout=5))
-
-    def run_forever(self, uow_factory: Callable[[], UnitOfWork], stopping: threading.Event,
-                    partitions: list[int] | None = None, poll_seconds: float = 0.2,
-                    sampling: model.Sampling | None = None) -> None:
-        uow = uow_factory()
-        while not stopping.is_set():
-            try:
-                busy = self.run_once(uow, partitions, sampling=sampling)
-            except Exception:  # noqa: BLE001 - keep going; NATS or the database may be restarting
-                log.exception("cbec stream round failed; retrying")
-                busy = 0
-            if not busy:
-                stopping.wait(poll_seconds)
 
     def depth(self) -> int:
         return self.conn.run(self.conn.js.stream_info(STREAM)).state.messages
@@ -171,19 +231,97 @@ class CbecStream:
         self.conn.close()
 
 
+class DatabaseRecordQueue:
+    """The e-commerce stream in the database job queue (the embedded default): one queue,
+    `service.RECORD_QUEUE`; a job per document, de-duplicated by its message id; claimed with a
+    lease, so a killed worker's documents are claimed again once it runs out."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], partitions: int = 1,
+                 lease: timedelta = timedelta(minutes=1), name: str | None = None) -> None:
+        self._uow = uow_factory
+        self.partitions = partitions          # one queue: the buyers' locks keep the limits
+        self.queue = DatabaseJobQueue(uow_factory, lease)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    def publish(self, actor: Actor, kind: Kind, raw: dict[str, Any], record: model.Record) -> bool:
+        key = f"cbec:{message_id(kind, record)}"
+        if self.queue.holds(key):
+            return False
+        self.queue.enqueue(service.RECORD_QUEUE, service.queued(actor, kind, raw), dedup_key=key,
+                           max_attempts=MAX_DELIVERIES)
+        return True
+
+    def run_once(self, uow: UnitOfWork, partitions: list[int] | None = None, batch: int = 1000,
+                 sampling: model.Sampling | None = None) -> int:
+        claimed = self.queue.claim(service.RECORD_QUEUE, self.name, limit=batch)
+        if not claimed:
+            return 0
+        names = [f"job {job.id}" for job in claimed]
+        try:
+            apply_bodies(uow, [job.payload for job in claimed], names, sampling)
+        except Exception as exc:  # noqa: BLE001 - find the one that fails: apply one by one
+            log.warning("cbec batch of %d failed (%s); applying one by one", len(claimed), exc)
+            for job, name in zip(claimed, names, strict=True):
+                try:
+                    apply_bodies(uow, [job.payload], [name], sampling)
+                except Exception as failure:  # noqa: BLE001 - retried with back-off, then dead
+                    self.queue.fail(job, f"{type(failure).__name__}: {failure}")
+                else:
+                    self.queue.complete(job)
+            return len(claimed)
+        for job in claimed:
+            self.queue.complete(job)
+        return len(claimed)
+
+    def depth(self) -> int:
+        counts = self.queue.depth()
+        return counts.get("queued", 0) + counts.get("running", 0)
+
+    def close(self) -> None:
+        pass
+
+
+def record_queue(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> RecordQueue:
+    """The implementation settings.job_queue names: NATS JetStream, or the database (default)."""
+    if settings.job_queue == "nats":
+        return CbecStream.from_settings(settings)
+    return DatabaseRecordQueue(uow_factory, lease=timedelta(seconds=settings.nats_ack_wait_seconds))
+
+
+def run_forever(queue: RecordQueue, uow_factory: Callable[[], UnitOfWork], stopping: threading.Event,
+                partitions: list[int] | None = None, poll_seconds: float = 0.2,
+                sampling: model.Sampling | None = None, batch: int = 1000) -> None:
+    uow = uow_factory()
+    while not stopping.is_set():
+        try:
+            busy = queue.run_once(uow, partitions, batch=batch, sampling=sampling)
+        except Exception:  # noqa: BLE001 - keep going; NATS or the database may be restarting
+            log.exception("cbec stream round failed; retrying")
+            busy = 0
+        if not busy:
+            stopping.wait(poll_seconds)
+
+
 _shared: dict[str, CbecStream] = {}
 _shared_lock = threading.Lock()
 
 
 def shared(settings: Settings) -> CbecStream:
-    """The process's stream connection for publishing (the API), opened on first use."""
+    """The process's NATS stream connection for publishing (the API), opened on first use."""
     with _shared_lock:
         if settings.nats_url not in _shared:
             _shared[settings.nats_url] = CbecStream.from_settings(settings)
         return _shared[settings.nats_url]
 
 
-def publish_lines(stream: CbecStream, actor: Actor, objects: Any) -> dict[str, Any]:
+def publisher(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> RecordQueue:
+    """Where the API publishes: the shared NATS connection, or the database queue."""
+    if settings.job_queue == "nats":
+        return shared(settings)
+    return DatabaseRecordQueue(uow_factory)
+
+
+def publish_lines(stream: RecordQueue, actor: Actor, objects: Any) -> dict[str, Any]:
     """Publish the valid records of an NDJSON body; each refused line with its errors."""
     published = repeated = 0
     refused = []

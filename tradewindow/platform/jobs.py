@@ -137,6 +137,11 @@ class DatabaseJobQueue:
             rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
         return {status: count for status, count in rows}
 
+    def holds(self, dedup_key: str) -> bool:
+        """Whether a job with this dedup_key was ever enqueued (done ones included)."""
+        with self._uow().read() as conn:
+            return conn.execute(select(jobs.c.id).where(jobs.c.dedup_key == dedup_key)).first() is not None
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._uow().read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()

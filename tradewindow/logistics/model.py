@@ -637,18 +637,27 @@ def event_hash(event: Mapping[str, Any]) -> str:
     return f"ni:///sha-256;{digest}?ver=CBV2.0"
 
 
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":")) writes, without making a new
+# encoder for every value: capture hashes every event that comes without an id.
+_json_string = json.encoder.encode_basestring
+_json_value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _canonical(value: Any, key: str | None = None) -> str:
-    if isinstance(value, Mapping):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _canonical(v, k)
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is dict or isinstance(value, Mapping):
+        return "{" + ",".join((_json_string(k) if type(k) is str else _json_value(k)) + ":" + _canonical(v, k)
                               for k, v in sorted(value.items())) + "}"
-    if isinstance(value, list):
+    if kind is list or isinstance(value, list):
         parts = [_canonical(v) for v in value]
         if key in UNORDERED_LISTS:
             parts.sort()
         return "[" + ",".join(parts) + "]"
     if isinstance(value, float) and value.is_integer():
         value = int(value)       # 26.0 and 26 are the same reading
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _json_value(value)
 
 
 # --- monitoring -----------------------------------------------------------------------------------

@@ -16,13 +16,14 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, insert, or_, select, update
+from sqlalchemy import JSON, String, Table, and_, any_, bindparam, exists, false, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
 
 from tradewindow.logistics import model
 from tradewindow.logistics.model import EventFacts, RuleKind, StopState, UnitState
@@ -55,6 +56,8 @@ CAPTURERS = (Role.CARRIER, Role.LOGISTICS, Role.TRADER, Role.CUSTOMS, Role.ADMIN
 RULE_KEEPERS = (Role.CUSTOMS, Role.ADMIN)
 DEFAULT_CONTEXT = model.DEFAULT_CONTEXT
 CHUNK = 500
+# Events applied to state read for them at once (containment, equipment): bounds what a capture holds.
+APPLY_CHUNK = 2000
 
 
 def _visible_parties(uow: UnitOfWork, actor: Actor) -> list[str] | None:
@@ -278,13 +281,36 @@ class _Tracked:
 
 
 @dataclass
+class _Contained:
+    """One containment row as a capture sees it: read from the database (`stored`) or added by
+    the capture; `closed`: its `until` was set by the capture."""
+
+    id: str
+    parent_epc: str
+    child_epc: str
+    since: datetime
+    until: datetime | None
+    event_pk: str
+    stored: bool
+    closed: bool = False
+
+
+@dataclass
 class _Capture:
-    """What a capture has read and changed, so each consignment is read once and written once."""
+    """What a capture has read and changed, so that each fact is read once, set-based, and
+    written once: the consignments it touches, the containment rows and equipment the events
+    name (loaded per chunk of events before they are applied), and the rows to write."""
 
     rules: model.Rules
     consignments: dict[str, _Tracked] = field(default_factory=dict)
     links: list[dict] = field(default_factory=list)
+    seals: list[dict] = field(default_factory=list)
     raised: set[tuple[str, str, str]] = field(default_factory=set)
+    contained: dict[str, _Contained] = field(default_factory=dict)            # by id
+    by_parent: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
+    by_child: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
+    # Equipment rows (consignment_id, number, epc) by EPC, for every EPC looked up so far.
+    units_by_epc: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def load(self, uow: UnitOfWork, consignment_id: str) -> _Tracked:
         if consignment_id not in self.consignments:
@@ -294,6 +320,109 @@ class _Capture:
                 select(equipment).where(equipment.c.consignment_id == consignment_id)).mappings()}
             self.consignments[consignment_id] = _Tracked(head, _stops(uow, consignment_id), units, head["status"])
         return self.consignments[consignment_id]
+
+    def prepare(self, conn: Any, facts: Sequence[EventFacts]) -> None:
+        """Read, in a few set-based queries, everything applying `facts` will look at: the open
+        containment rows of every child an aggregation adds and of every parent one empties, the
+        equipment found inside what the events name (at any time: each event picks its moment),
+        and which of all these EPCs are equipment."""
+        adding: set[str] = set()
+        emptying: set[str] = set()
+        named: set[str] = set()
+        carried: dict[str, set[str]] = defaultdict(set)      # parent -> children the facts add
+        for fact in facts:
+            named.update(epc for epc, _ in fact.epcs)
+            parent = fact.parent
+            if fact.type != "AggregationEvent" or parent is None:
+                continue
+            children = fact.epcs_in("child")
+            if fact.action == "DELETE":
+                emptying.add(parent)
+            else:
+                adding.update(children)
+                carried[parent].update(children)
+        open_rows = containment.c.until.is_(None)
+        for where in _among(conn, containment.c.child_epc, adding):
+            self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
+        for where in _among(conn, containment.c.parent_epc, emptying):
+            self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
+        self._look_up_units(conn, named | adding)
+        is_unit = exists(select(equipment.c.id).where(equipment.c.epc == containment.c.child_epc))
+        frontier, seen = set(named), set(named)
+        while frontier:
+            found: set[str] = set()
+            for where in _among(conn, containment.c.parent_epc, frontier):
+                rows = conn.execute(select(containment).where(where, is_unit)).mappings().all()
+                self._add_stored(rows)
+                found.update(r["child_epc"] for r in rows)
+            found.update(c for p in frontier for c in carried.get(p, ()) if self.units_by_epc.get(c))
+            self._look_up_units(conn, found)
+            frontier = found - seen
+            seen |= found
+
+    def _add_stored(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            if row["id"] not in self.contained:
+                self._index(_Contained(row["id"], row["parent_epc"], row["child_epc"], row["since"], row["until"],
+                                       row["event_pk"], stored=True))
+
+    def _index(self, row: _Contained) -> None:
+        self.contained[row.id] = row
+        self.by_parent[row.parent_epc].append(row)
+        self.by_child[row.child_epc].append(row)
+
+    def _look_up_units(self, conn: Any, epcs: set[str]) -> None:
+        missing = epcs - self.units_by_epc.keys()
+        for epc in missing:
+            self.units_by_epc[epc] = []
+        for where in _among(conn, equipment.c.epc, missing):
+            for consignment_id, number, epc in conn.execute(
+                    select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc).where(where)):
+                self.units_by_epc[epc].append((consignment_id, number, epc))
+
+    def contain(self, pk: str, fact: EventFacts) -> None:
+        """Keep what is packed in what: ADD puts the children in the parent (taking them out of any
+        other), DELETE takes them (or, with none named, everything) out, OBSERVE confirms."""
+        parent = fact.parent
+        children = fact.epcs_in("child")
+        if parent is None:
+            return
+        if fact.action == "DELETE":
+            named = set(children)
+            for row in self.by_parent.get(parent, ()):
+                if row.until is None and (not children or row.child_epc in named):
+                    row.until, row.closed = fact.event_time, True
+            return
+        for child in children:
+            current = [row for row in self.by_child.get(child, ()) if row.until is None]
+            if any(row.parent_epc == parent for row in current):
+                continue
+            if fact.action == "ADD":
+                for row in current:
+                    row.until, row.closed = fact.event_time, True
+            self._index(_Contained(new_id(), parent, child, fact.event_time, None, pk, stored=False))
+
+    def contents(self, epcs: set[str], at: datetime) -> set[str]:
+        """The transport equipment inside `epcs` at the moment `at` (a container on a wagon, and
+        what that carries): what monitoring follows, without walking through every parcel."""
+        found: set[str] = set()
+        frontier = set(epcs)
+        for _ in range(6):
+            if not frontier:
+                break
+            inside = {row.child_epc for parent in frontier for row in self.by_parent.get(parent, ())
+                      if row.since <= at and (row.until is None or row.until > at)
+                      and self.units_by_epc.get(row.child_epc)}
+            frontier = inside - found - epcs
+            found |= frontier
+        return found
+
+    def containment_rows(self) -> tuple[list[dict], list[dict]]:
+        """(rows to insert, {id, until} of stored rows the capture closed)."""
+        added = [{"id": r.id, "parent_epc": r.parent_epc, "child_epc": r.child_epc, "since": r.since,
+                  "until": r.until, "event_pk": r.event_pk} for r in self.contained.values() if not r.stored]
+        closed = [{"row_id": r.id, "row_until": r.until} for r in self.contained.values() if r.stored and r.closed]
+        return added, closed
 
 
 def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
@@ -331,13 +460,15 @@ def check_document(document: object) -> list[EventFacts]:
 
 
 def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: list[EventFacts]) -> dict:
+    """Store a document's events set-based: one lookup for the ids already stored, the new events
+    and their identifiers written in bulk (COPY on PostgreSQL), then the events applied in event
+    time order, a chunk at a time, to state read for the whole chunk at once (`_Capture.prepare`),
+    and what changed written back once (`_flush`)."""
     conn = uow.conn
     now = utcnow()
     known: set[str] = set()
-    ids = list(dict.fromkeys(f.event_id for f in facts))
-    for start in range(0, len(ids), CHUNK):
-        known |= set(conn.execute(select(epcis_events.c.event_id).where(
-            epcis_events.c.event_id.in_(ids[start:start + CHUNK]))).scalars())
+    for where in _among(conn, epcis_events.c.event_id, {f.event_id for f in facts}):
+        known |= set(conn.execute(select(epcis_events.c.event_id).where(where)).scalars())
     fresh: list[tuple[str, EventFacts, dict]] = []
     for fact, event in zip(facts, model.events_of(document), strict=True):
         if fact.event_id in known:
@@ -349,15 +480,18 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
         id=capture_id, captured_by=actor.enterprise_id, user_id=actor.user_id, captured_at=now,
         context=document.get("@context"), event_count=len(facts), new_count=len(fresh)))
     if fresh:
-        conn.execute(insert(epcis_events), [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
-        epc_rows = [{"event_pk": pk, "epc": epc[:300], "role": role} for pk, f, _ in fresh for epc, role in f.epcs]
-        for start in range(0, len(epc_rows), CHUNK):
-            conn.execute(insert(epcis_event_epcs), epc_rows[start:start + CHUNK])
+        _insert_rows(conn, epcis_events, [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
+        _insert_rows(conn, epcis_event_epcs, [{"event_pk": pk, "epc": epc[:300], "role": role}
+                                              for pk, f, _ in fresh for epc, role in f.epcs])
         state = _Capture(effective_rules(uow))
-        for pk, fact, _ in sorted(fresh, key=lambda item: (item[1].event_time, item[0])):
-            if fact.type == "AggregationEvent":
-                _contain(uow, pk, fact)
-            _track(uow, state, pk, fact)
+        ordered = sorted(((pk, fact) for pk, fact, _ in fresh), key=lambda item: (item[1].event_time, item[0]))
+        for start in range(0, len(ordered), APPLY_CHUNK):
+            chunk = ordered[start:start + APPLY_CHUNK]
+            state.prepare(conn, [fact for _, fact in chunk])
+            for pk, fact in chunk:
+                if fact.type == "AggregationEvent":
+                    state.contain(pk, fact)
+                _track(uow, state, pk, fact)
         _flush(uow, state)
     uow.audit(actor, "logistics.events_captured", "epcis_capture", capture_id, None,
               {"events": len(facts), "new": len(fresh)})
@@ -365,6 +499,51 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
              {"events": len(facts), "new": len(fresh)}, owner_enterprise_id=actor.enterprise_id)
     return {"capture_id": capture_id, "events": len(facts), "captured": len(fresh),
             "repeated": len(facts) - len(fresh), "event_ids": [f.event_id for f in facts]}
+
+
+def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
+    """Conditions `column` is one of `values`, as few as the database allows: one array
+    parameter on PostgreSQL, lists of CHUNK on SQLite."""
+    values = sorted(set(values))
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        yield column == any_(bindparam(None, values, type_=postgresql.ARRAY(String())))
+        return
+    for start in range(0, len(values), CHUNK):
+        yield column.in_(values[start:start + CHUNK])
+
+
+def _insert_rows(conn: Any, table: Table, rows: list[dict]) -> None:
+    """Insert many rows with the same keys: COPY on PostgreSQL, multi-row INSERTs elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(rows), CHUNK):
+            conn.execute(insert(table), rows[start:start + CHUNK])
+        return
+    import psycopg
+
+    names = list(rows[0])
+    as_json = [isinstance(table.c[name].type, JSON) for name in names]
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            write = copy.write_row
+            if any(as_json):
+                for row in rows:
+                    write([_json_text(row[n]) if j and row[n] is not None else row[n]
+                           for n, j in zip(names, as_json, strict=True)])
+            else:
+                for row in rows:
+                    write(list(row.values()))
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict([Problem("", "duplicate", "This record already exists.")]) from exc
+
+
+def _json_text(value: Any) -> str:
+    """JSON as the engine writes it (platform.db's serializer)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: str, actor: Actor,
@@ -378,33 +557,6 @@ def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: 
 
 def _cut(value: str | None) -> str | None:
     return value[:300] if value else value
-
-
-def _contain(uow: UnitOfWork, pk: str, fact: EventFacts) -> None:
-    """Keep what is packed in what: ADD puts the children in the parent (taking them out of any
-    other), DELETE takes them (or, with none named, everything) out, OBSERVE confirms."""
-    parent = fact.parent
-    children = fact.epcs_in("child")
-    if parent is None:
-        return
-    conn = uow.conn
-    open_rows = containment.c.until.is_(None)
-    if fact.action == "DELETE":
-        where = [containment.c.parent_epc == parent, open_rows]
-        if children:
-            where.append(containment.c.child_epc.in_(children))
-        conn.execute(update(containment).where(*where).values(until=fact.event_time))
-        return
-    for child in children:
-        current = conn.execute(select(containment.c.parent_epc).where(
-            containment.c.child_epc == child, open_rows)).scalars().all()
-        if parent in current:
-            continue
-        if fact.action == "ADD" and current:
-            conn.execute(update(containment).where(containment.c.child_epc == child, open_rows)
-                         .values(until=fact.event_time))
-        conn.execute(insert(containment).values(id=new_id(), parent_epc=parent, child_epc=child,
-                                                since=fact.event_time, until=None, event_pk=pk))
 
 
 def _contents(uow: UnitOfWork, epcs: set[str], at: datetime, equipment_only: bool = False) -> set[str]:
@@ -430,21 +582,17 @@ def _contents(uow: UnitOfWork, epcs: set[str], at: datetime, equipment_only: boo
 def _track(uow: UnitOfWork, state: _Capture, pk: str, fact: EventFacts) -> None:
     """Link the event to the equipment it concerns and run the monitoring rules for each of their
     consignments (on the capture's in-memory copy of their state; `_flush` writes it back)."""
-    conn = uow.conn
     direct_epcs = {epc for epc, _ in fact.epcs}
     if not direct_epcs:
         return
-    affected = direct_epcs | _contents(uow, direct_epcs, fact.event_time, equipment_only=True)
-    rows = conn.execute(select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc)
-                        .where(equipment.c.epc.in_(affected))).all()
-    if not rows:
-        return
+    affected = direct_epcs | state.contents(direct_epcs, fact.event_time)
     by_consignment: dict[str, set[str]] = defaultdict(set)
     direct: dict[str, set[str]] = defaultdict(set)
-    for consignment_id, number, epc in rows:
-        by_consignment[consignment_id].add(number)
-        if epc in direct_epcs:
-            direct[consignment_id].add(number)
+    for epc in affected:
+        for consignment_id, number, _ in state.units_by_epc.get(epc, ()):
+            by_consignment[consignment_id].add(number)
+            if epc in direct_epcs:
+                direct[consignment_id].add(number)
     for consignment_id, numbers in by_consignment.items():
         tracked = state.load(uow, consignment_id)
         # What a wagon, barge or flight carries goes where it goes.
@@ -454,7 +602,6 @@ def _track(uow: UnitOfWork, state: _Capture, pk: str, fact: EventFacts) -> None:
 
 def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact: EventFacts,
              numbers: set[str], direct: set[str]) -> None:
-    conn = uow.conn
     head = tracked.head
     before = {number: _unit_state(tracked.units[number]) for number in sorted(numbers)}
     temperature = (model.parse_number(head["temperature_min"]), model.parse_number(head["temperature_max"]))
@@ -476,10 +623,9 @@ def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact:
         reported = fact.seal is not None and number in direct and (
             new.seal_number != old.seal_number or new.seal_broken != old.seal_broken)
         if reported or (new.seal_broken and not old.seal_broken):
-            conn.execute(insert(seals).values(id=new_id(), equipment_id=unit["id"], number=new.seal_number,
-                                              kind=new.seal_kind or "seal",
-                                              status="broken" if new.seal_broken else "intact",
-                                              recorded_at=fact.event_time, event_pk=pk))
+            state.seals.append({"id": new_id(), "equipment_id": unit["id"], "number": new.seal_number,
+                                "kind": new.seal_kind or "seal", "status": "broken" if new.seal_broken else "intact",
+                                "recorded_at": fact.event_time, "event_pk": pk})
     status = tracked.status
     if tracked.stops and tracked.stops[-1].actual_arrival is not None:
         status = "arrived"
@@ -492,28 +638,41 @@ def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact:
             _raise_alert(uow, head, pk, alert)
 
 
+UNIT_STATE = ("seal_number", "seal_kind", "seal_broken", "locode", "located_since", "last_event_time")
+
+
 def _flush(uow: UnitOfWork, state: _Capture) -> None:
-    """Write back what the capture changed: links, stops reached, equipment state, statuses."""
+    """Write back what the capture changed, in bulk: containment, links, seals, stops reached,
+    equipment state, statuses."""
     conn = uow.conn
-    for start in range(0, len(state.links), CHUNK):
-        conn.execute(insert(tracked_events), state.links[start:start + CHUNK])
+    added, closed = state.containment_rows()
+    _insert_rows(conn, containment, added)
+    if closed:
+        conn.execute(update(containment).where(containment.c.id == bindparam("row_id"))
+                     .values(until=bindparam("row_until")), closed)
+    _insert_rows(conn, tracked_events, state.links)
+    _insert_rows(conn, seals, state.seals)
+    stops, units = [], []
     for consignment_id, tracked in state.consignments.items():
         if tracked.stops_changed:
-            for index, stop in enumerate(tracked.stops):
-                conn.execute(update(route_stops).where(route_stops.c.consignment_id == consignment_id,
-                                                       route_stops.c.seq == index)
-                             .values(actual_arrival=stop.actual_arrival, actual_departure=stop.actual_departure))
-        for number in sorted(tracked.changed_units):
-            unit = tracked.units[number]
-            conn.execute(update(equipment).where(equipment.c.id == unit["id"]).values(
-                {k: unit[k] for k in ("seal_number", "seal_kind", "seal_broken", "locode", "located_since",
-                                      "last_event_time")}))
+            stops.extend({"row_consignment": consignment_id, "row_seq": index, "row_arrival": stop.actual_arrival,
+                          "row_departure": stop.actual_departure} for index, stop in enumerate(tracked.stops))
+        units.extend({"row_id": tracked.units[n]["id"], **{f"row_{k}": tracked.units[n][k] for k in UNIT_STATE}}
+                     for n in sorted(tracked.changed_units))
         if tracked.status != tracked.head["status"]:
             conn.execute(update(consignments).where(consignments.c.id == consignment_id)
                          .values(status=tracked.status))
             uow.emit("logistics.consignment_" + tracked.status, "consignment", consignment_id,
                      {"transport_document": tracked.head["transport_document"]},
                      owner_enterprise_id=tracked.head["trader_id"])
+    if stops:
+        conn.execute(update(route_stops).where(route_stops.c.consignment_id == bindparam("row_consignment"),
+                                               route_stops.c.seq == bindparam("row_seq"))
+                     .values(actual_arrival=bindparam("row_arrival"), actual_departure=bindparam("row_departure")),
+                     stops)
+    if units:
+        conn.execute(update(equipment).where(equipment.c.id == bindparam("row_id"))
+                     .values({k: bindparam(f"row_{k}") for k in UNIT_STATE}), units)
 
 
 def _unit_state(row: Mapping[str, Any]) -> UnitState:

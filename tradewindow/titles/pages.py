@@ -1,8 +1,11 @@
-"""Titles pages: my bills of lading, issue a bill, a bill with its history and the verification of
-its chain, the forms of each action, and the signing key of one's enterprise.
+"""Titles pages: my bills of lading (railway and sea bills), issue a bill, a bill with its history
+and the verification of its chain, the forms of each action, and the signing key of one's
+enterprise.
 
-Actions taken from these pages are signed by the platform with the party's custodial key; a party
-that keeps its own key signs through the API (prepare, sign, send)."""
+Actions taken from these pages are signed by the platform with the party's custodial key. A party
+that keeps its own key is never offered a form that would pretend to sign for it: the page shows
+the command that signs on its own machine (`tradewindow titles ... --key KEY`) or the API flow
+(prepare, sign, send), and a form posted anyway is refused with that advice."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from tradewindow.platform.auth import ENTERPRISE_ROLES, Actor, Role
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.errors import DomainError, require
+from tradewindow.platform.errors import DomainError, Problem, ValidationFailed, require
 from tradewindow.platform.web import add_nav, get_uow, page_actor, render
 from tradewindow.titles import service
 
@@ -24,8 +27,19 @@ PageActor = Annotated[Actor, Depends(page_actor)]
 add_nav("Bills of lading", "/titles", set(ENTERPRISE_ROLES) | {Role.CUSTOMS}, order=45)
 add_nav("Signing key", "/account/signing-key", ENTERPRISE_ROLES, order=96)
 
-FORM_FIELDS = ("bol_number", "shipper_uscc", "consignee_uscc", "goods_description", "packages", "gross_mass_kg",
-               "containers", "place_of_receipt", "place_of_delivery", "consignment_reference")
+FORM_FIELDS = ("kind", "bol_number", "shipper_uscc", "consignee_uscc", "goods_description", "packages",
+               "gross_mass_kg", "containers", "place_of_receipt", "place_of_delivery", "vessel", "voyage",
+               "port_of_loading", "port_of_discharge", "consignment_reference")
+# What a party that keeps its own key runs instead of a form ({number}, {to}: filled in).
+COMMANDS = {
+    "issue": "tradewindow titles issue BILL.json --key KEY --url {url} --api-key API_KEY",
+    "endorse": "tradewindow titles endorse {number} --to {to} --key KEY --url {url} --api-key API_KEY",
+    "pledge": "tradewindow titles pledge {number} --bank {to} --key KEY --url {url} --api-key API_KEY",
+    "release-pledge": "tradewindow titles release {number} --key KEY --url {url} --api-key API_KEY",
+    "take-over": "tradewindow titles take-over {number} --key KEY --url {url} --api-key API_KEY",
+    "surrender": "tradewindow titles surrender {number} --key KEY --url {url} --api-key API_KEY",
+    "void": "tradewindow titles void {number} --key KEY --url {url} --api-key API_KEY",
+}
 # Form action -> service function and the counterparty field it takes, if any.
 ACTIONS = {
     "endorse": (service.endorse, "to_uscc"),
@@ -48,8 +62,8 @@ def bill_list(request: Request, uow: Uow, actor: PageActor, status: str = "", he
 @router.get("/titles/new")
 def bill_new(request: Request, uow: Uow, actor: PageActor) -> Any:
     require(actor.is_(*service.ISSUERS), "role_not_allowed", "Bills of lading are issued by carriers.")
-    return render(request, "titles/issue.html", actor, values={k: "" for k in FORM_FIELDS}, problems=[],
-                  errors={}, key=_key(uow, actor))
+    return render(request, "titles/issue.html", actor, values={k: "" for k in FORM_FIELDS} | {"kind": "railway_bill"},
+                  problems=[], errors={}, key=_key(uow, actor), command=_command(request, "issue"))
 
 
 @router.post("/titles/new")
@@ -59,12 +73,14 @@ async def bill_issue(request: Request, uow: Uow, actor: PageActor) -> Any:
     raw: dict[str, Any] = {k: v for k, v in values.items() if v}
     if "containers" in raw:
         raw["containers"] = [c for c in raw["containers"].replace(",", " ").split() if c]
+    key = _key(uow, actor)
     try:
+        _refuse_unless_custodial(request, key, "issue")
         issued = service.issue_bill(uow, actor, raw)
     except DomainError as exc:
         return render(request, "titles/issue.html", actor, status_code=exc.status, values=values,
                       problems=exc.problems, errors={p.path.split("[")[0]: p.message for p in exc.problems},
-                      key=_key(uow, actor))
+                      key=key, command=_command(request, "issue"))
     return RedirectResponse(f"/titles/{issued.bill['bol_number']}?done=issue", status_code=303)
 
 
@@ -80,6 +96,11 @@ async def bill_act(request: Request, bol_number: str, action: str, uow: Uow, act
     form = await request.form()
     function, counterparty = ACTIONS[action]
     try:
+        key = _key(uow, actor)
+        if not (key and key["custodial"]):
+            service.get_bill(uow, actor, bol_number)       # a bill the caller may not see stays a 404
+            _refuse_unless_custodial(request, key, action, bol_number,
+                                     str(form.get(counterparty, "")).strip() if counterparty else "")
         if counterparty:
             function(uow, actor, bol_number, str(form.get(counterparty, "")).strip())
         else:
@@ -105,13 +126,38 @@ def _detail(request: Request, uow: Uow, actor: Actor, bol_number: str, status_co
         "take-over": bill["status"] == "pledged" and bill["pledgee"] and bill["pledgee"]["id"] == me,
         "void": bill["status"] == "active" and bill["sequence"] == 1 and bill["issuer"]["id"] == me,
     }
+    key = _key(uow, actor) if me else None
+    counterparty = {"endorse": "CREDIT_CODE", "pledge": "BANK_CREDIT_CODE"}
+    commands = {action: _command(request, action, bill["bol_number"], counterparty.get(action, ""))
+                for action, allowed in may.items() if allowed}
     return render(request, "titles/detail.html", actor, status_code=status_code, bill=bill,
                   verification=verification, may=may, problems=problems or [], failed=failed, done=done,
-                  key=_key(uow, actor) if me else None)
+                  key=key, custodial=bool(key and key["custodial"]), commands=commands)
 
 
 def _key(uow: UnitOfWork, actor: Actor) -> dict | None:
     return service.current_key(uow, actor.enterprise_id) if actor.enterprise_id else None
+
+
+def _command(request: Request, action: str, number: str = "", to: str = "") -> str:
+    return COMMANDS[action].format(number=number, to=to or "CREDIT_CODE", url=str(request.base_url).rstrip("/"))
+
+
+def _refuse_unless_custodial(request: Request, key: dict | None, action: str, number: str = "",
+                             to: str = "") -> None:
+    """The page signs only with a key the platform holds; it never pretends to sign for a party
+    that keeps its own."""
+    if key is not None and key["custodial"]:
+        return
+    if key is None:
+        message = ("Your enterprise has no signing key. Choose custodial signing on the Signing key page, or make "
+                   "your own key (tradewindow titles keygen) and sign on your machine: " + _command(
+                       request, action, number, to) + ".")
+    else:
+        message = ("Your enterprise signs with its own key, which the platform does not hold, so this page cannot "
+                   "sign for you. Sign on your machine: " + _command(request, action, number, to) + " (or "
+                   "through the API: prepare, sign, send).")
+    raise ValidationFailed([Problem("signature", "sign_with_own_key", message)])
 
 
 @router.get("/account/signing-key")

@@ -368,7 +368,8 @@ class _Clearing:
     # --- rows
     def _time(self, moment: datetime) -> Any:
         moment = moment.astimezone(UTC)
-        return moment if self.postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # text as each database takes it: ISO 8601 for PostgreSQL's COPY, SQLAlchemy's SQLite form
+        return moment.isoformat() if self.postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def _doc_row(self, doc: _Doc, sender: str | None, now: Any) -> tuple:
         record = doc.record

@@ -1,0 +1,206 @@
+"""The batch path at scale (`bulk.clear`): generated festival files in, every parcel decided as the
+per-record service would, whatever the order of the lines or the number of partitions, and a
+second run of the same files storing nothing twice."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from stdnum.cn import ric
+
+from tests.ecommerce.conftest import Parcel
+from tradewindow.ecommerce import bulk, generate, model, service
+from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+from tradewindow.platform.auth import SYSTEM
+
+SAMPLING = model.Sampling(rate=model.Decimal("0.05"), seed="test")
+TABLES = (cbec_orders, cbec_payments, cbec_waybills, cbec_parcels, cbec_buyer_years)
+
+
+def files(tmp_path: Path, parcels: int = 600, seed: int = 3, **options) -> Path:
+    out = tmp_path / f"in-{seed}-{parcels}"
+    generate.generate(generate.Options(parcels=parcels, seed=seed, shuffle_window=50, **options), out)
+    return out
+
+
+def clear(uow, folder: Path, out: Path, **options) -> tuple[bulk.ClearSummary, dict]:
+    with open(out, "w", encoding="utf-8") as results:
+        summary = bulk.clear(uow, SYSTEM, folder / "orders.ndjson", folder / "payments.ndjson",
+                             folder / "waybills.ndjson", results, SAMPLING, **options)
+    return summary, read_results(out)
+
+
+def read_results(path: Path) -> dict:
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    found = {r["order_no"]: r for r in lines}
+    assert len(found) == len(lines), "a parcel appears once in the results"
+    return found
+
+
+def counts(db) -> dict:
+    with db.connect() as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in TABLES}
+
+
+def forget(db) -> None:
+    with db.begin() as conn:
+        for table in TABLES:
+            conn.execute(table.delete())
+
+
+def reshuffled(folder: Path, target: Path, seed: int) -> Path:
+    target.mkdir()
+    for name in ("orders", "payments", "waybills"):
+        lines = (folder / f"{name}.ndjson").read_text(encoding="utf-8").splitlines(keepends=True)
+        random.Random(seed).shuffle(lines)
+        (target / f"{name}.ndjson").write_text("".join(lines), encoding="utf-8")
+    return target
+
+
+def test_generated_files_are_deterministic_valid_and_out_of_order(tmp_path):
+    a, b = files(tmp_path, 300, seed=5), tmp_path / "again"
+    generate.generate(generate.Options(parcels=300, seed=5, shuffle_window=50), b)
+    for name in ("orders", "payments", "waybills"):
+        assert (a / f"{name}.ndjson").read_bytes() == (b / f"{name}.ndjson").read_bytes()
+    orders = [json.loads(line) for line in (a / "orders.ndjson").read_text(encoding="utf-8").splitlines()]
+    numbers = [o["order_no"] for o in orders]
+    assert numbers != sorted(numbers), "orders leave the file out of their numbering"
+    times = [o["ordered_at"] for o in orders]
+    assert times != sorted(times)
+    valid = [ric.is_valid(o["buyer_id_number"]) for o in orders]
+    assert 0.9 < sum(valid) / len(valid) < 1
+    buyers = [o["buyer_id_number"] for o in orders]
+    assert max(buyers.count(b) for b in set(buyers)) >= 5, "some buyers come back again and again"
+    assert all(o["ordered_at"].startswith("2026-11-11T") for o in orders)
+
+
+def test_every_defect_gives_its_reason_and_the_results_file_has_the_issue_fields(cbec_world, uow, db, tmp_path):
+    folder = files(tmp_path, 800, defect_rate=0.03)
+    summary, results = clear(uow, folder, tmp_path / "results.ndjson")
+    for reason in ("payer_mismatch", "amount_mismatch", "consignee_mismatch", "not_on_positive_list",
+                   "unknown_tariff_code", "invalid_buyer_id", "tax_withheld_mismatch", "order_limit_exceeded",
+                   "annual_limit_exceeded", "random_inspection"):
+        assert summary.reasons.get(reason, 0) > 0, reason
+    assert summary.refused == {"duplicate": summary.refused["duplicate"]} and summary.refused["duplicate"] > 0
+    assert summary.repeated > 0                            # identical waybills sent twice
+    assert summary.parcels == len(results) == 800 and summary.waiting == 0
+    assert set(next(iter(results.values()))) == {
+        "order_no", "waybill_no", "buyer_id_number", "decision", "reasons", "customs_value", "duty",
+        "consumption_tax", "vat", "total_tax", "buyer_year_total_after"}
+    assert all("*" in r["buyer_id_number"] for r in results.values()), "exports mask identity numbers"
+    stored = counts(db)
+    assert stored["cbec_orders"] == stored["cbec_payments"] == stored["cbec_waybills"] == stored["cbec_parcels"] == 800
+    with db.connect() as conn:
+        over = conn.execute(select(func.count()).select_from(cbec_buyer_years)
+                            .where(cbec_buyer_years.c.total_fen > 2_600_000)).scalar_one()
+    assert over == 0, "no buyer's year goes past 26,000"
+    released = [r for r in results.values() if r["decision"] != "reject"]
+    assert summary.as_dict()["taxes"]["total_tax"] == model.format_amount(
+        sum((model.Decimal(r["total_tax"]) for r in released), model.ZERO))
+
+
+def test_results_do_not_depend_on_line_order_or_partitions(cbec_world, uow, db, tmp_path):
+    folder = files(tmp_path, 500, defects=tuple(d for d in generate.DEFECTS if d != "duplicate"))
+    _, first = clear(uow, folder, tmp_path / "a.ndjson", partitions=1)
+    for n, partitions in enumerate((3, 8)):
+        forget(db)
+        shuffled = reshuffled(folder, tmp_path / f"shuffled{n}", seed=n)
+        _, again = clear(uow, shuffled, tmp_path / f"b{n}.ndjson", partitions=partitions)
+        assert again == first
+
+
+def test_the_same_files_again_store_nothing_twice_and_give_the_same_results(cbec_world, uow, db, tmp_path):
+    folder = files(tmp_path, 400)
+    first_summary, first = clear(uow, folder, tmp_path / "a.ndjson")
+    before = counts(db)
+    summary, again = clear(uow, folder, tmp_path / "b.ndjson", partitions=5)
+    assert again == first and counts(db) == before
+    assert summary.accepted == {"orders": 0, "payments": 0, "waybills": 0}
+    assert summary.decided_before == 400 and summary.decisions == first_summary.decisions
+    assert summary.refused == first_summary.refused
+
+
+def test_decisions_equal_the_per_record_service_path(cbec_world, uow, db, tmp_path):
+    folder = files(tmp_path, 500, seed=11, defect_rate=0.03)
+    summary, bulk_results = clear(uow, folder, tmp_path / "bulk.ndjson")
+    forget(db)
+    lines = []
+    for kind, name in (("order", "orders"), ("payment", "payments"), ("waybill", "waybills")):
+        for line in (folder / f"{name}.ndjson").read_text(encoding="utf-8").splitlines():
+            lines.append(json.dumps({"kind": kind, **json.loads(line)}, ensure_ascii=False))
+    decided: dict = {}
+    service.import_batch(uow, SYSTEM, service.ndjson_objects(lines), sampling=SAMPLING,
+                         on_decided=lambda row: decided.update({row["order_no"]: service.result_line(row)}))
+    assert decided == bulk_results
+    assert summary.parcels == 500
+
+
+def test_a_record_conflicting_with_a_stored_one_is_duplicate_and_the_stored_one_stands(cbec_world, uow, tmp_path):
+    parcel = Parcel(order_no="OD-STORED-1")
+    service.submit(uow, cbec_world["payment"], model.Kind.PAYMENT, parcel.payment)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    changed = {**parcel.payment, "amount_paid": "1.00"}
+    for name, record in (("orders", parcel.order), ("payments", changed), ("waybills", parcel.waybill)):
+        (folder / f"{name}.ndjson").write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary, results = clear(uow, folder, tmp_path / "r.ndjson")
+    assert summary.refused == {"duplicate": 1} and summary.refused_lines[0]["file"] == "payments"
+    # the stored payment (the right amount) stands: the parcel is clean
+    assert results["OD-STORED-1"]["decision"] in {"release", "inspect"}
+    assert results["OD-STORED-1"]["reasons"] in ([], ["random_inspection"])
+
+
+def test_year_totals_stored_before_count(cbec_world, uow, tmp_path):
+    before = Parcel(value="4000.00", quantity="2", ordered_at="2026-03-01T10:00:00+08:00")
+    for kind, record in (("platform", before.order), ("payment", before.payment), ("logistics", before.waybill)):
+        service.submit(uow, cbec_world[kind], {"platform": model.Kind.ORDER, "payment": model.Kind.PAYMENT,
+                                               "logistics": model.Kind.WAYBILL}[kind], record, model.NO_SAMPLING)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    values = ["4500.00"] * 4 + ["4000.00", "0.01"]
+    parcels = [Parcel(value=v, quantity="2" if v != "0.01" else "1", ordered_at=f"2026-11-11T0{i}:00:00+08:00")
+               for i, v in enumerate(values)]
+    for name, kind in (("orders", "order"), ("payments", "payment"), ("waybills", "waybill")):
+        (folder / f"{name}.ndjson").write_text(
+            "".join(json.dumps(getattr(p, kind), ensure_ascii=False) + "\n" for p in reversed(parcels)),
+            encoding="utf-8")
+    with open(tmp_path / "r.ndjson", "w", encoding="utf-8") as out:
+        bulk.clear(uow, SYSTEM, folder / "orders.ndjson", folder / "payments.ndjson", folder / "waybills.ndjson",
+                   out, model.NO_SAMPLING)
+    results = read_results(tmp_path / "r.ndjson")
+    decisions = [results[p.order_no]["decision"] for p in parcels]
+    # 4,000 stored before; 4 × 4,500 and 4,000 reach exactly 26,000.00; one fen more crosses it
+    assert decisions == ["release"] * 5 + ["reject"]
+    assert results[parcels[4].order_no]["buyer_year_total_after"] == "26000.00"
+    assert results[parcels[5].order_no]["reasons"] == ["annual_limit_exceeded"]
+
+
+def test_bulk_hash_is_the_models_content_hash():
+    parcel = Parcel()
+    for kind, raw in ((model.Kind.ORDER, parcel.order), (model.Kind.PAYMENT, parcel.payment),
+                      (model.Kind.WAYBILL, parcel.waybill)):
+        record = model.parse_record(kind, raw)
+        digest, body = bulk._hashed(record)
+        assert digest == model.content_hash(record) and json.loads(body) == model.canonical(record)
+
+
+@pytest.mark.parametrize("value", [0, 1, 99, 100, 123456, 2_600_000])
+def test_fen_formatting_matches_format_amount(value):
+    assert bulk._fen(value) == model.format_amount(model.Decimal(value) / 100)
+
+
+def test_clear_refuses_malformed_lines_with_file_and_line(cbec_world, uow, tmp_path):
+    parcel = Parcel()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "orders.ndjson").write_text("{not json\n" + json.dumps({**parcel.order, "colour": "red"}) + "\n")
+    (folder / "payments.ndjson").write_text(json.dumps(parcel.payment) + "\n")
+    (folder / "waybills.ndjson").write_text("\n" + json.dumps(parcel.waybill) + "\n")
+    summary, results = clear(uow, folder, tmp_path / "r.ndjson")
+    assert {(r["file"], r["line"]) for r in summary.refused_lines} == {("orders", 1), ("orders", 2)}
+    assert summary.refused == {"malformed_json": 1, "unknown_field": 1}
+    assert results == {} and summary.waiting == 1

@@ -1,0 +1,43 @@
+"""`tradewindow cbec generate` and `tradewindow cbec clear` as an operator runs them, on a fresh
+SQLite file named by TRADEWINDOW_DATABASE_URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tradewindow.cli import app
+from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.db import UnitOfWork, make_engine
+from tradewindow.platform.settings import get_settings
+from tradewindow.tariff import service as tariff
+
+runner = CliRunner()
+
+
+def test_generate_then_clear_prints_and_stores_the_summary(tmp_path: Path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/tw.db"
+    monkeypatch.setenv("TRADEWINDOW_DATABASE_URL", url)
+    get_settings.cache_clear()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(url)
+    tariff.load_demo_schedule(UnitOfWork(engine), Actor(user_id=None, username="t", role=Role.CUSTOMS))
+    generated = runner.invoke(app, ["cbec", "generate", "--parcels", "300", "--seed", "4",
+                                    "--out", str(tmp_path / "in")])
+    assert generated.exit_code == 0, generated.output
+    assert json.loads(generated.stdout)["parcels"] == 300
+    folder = tmp_path / "in"
+    cleared = runner.invoke(app, ["cbec", "clear", "--orders", str(folder / "orders.ndjson"),
+                                  "--payments", str(folder / "payments.ndjson"),
+                                  "--waybills", str(folder / "waybills.ndjson"),
+                                  "--out", str(tmp_path / "results.ndjson"), "--inspection-rate", "0"])
+    assert cleared.exit_code == 0, cleared.output
+    summary = json.loads((tmp_path / "results.ndjson.summary.json").read_text(encoding="utf-8"))
+    assert summary["parcels_decided"] == 300 and summary["decisions"]["inspect"] == 0
+    assert summary["parcels_per_second"] > 0
+    assert len((tmp_path / "results.ndjson").read_text(encoding="utf-8").splitlines()) == 300
+    assert '"parcels_decided": 300' in cleared.stdout
+    engine.dispose()
+    get_settings.cache_clear()

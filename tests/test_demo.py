@@ -118,6 +118,8 @@ def test_the_demo_has_bills_of_lading_in_every_state_with_valid_chains(demo):
     assert any(h[-1] == "release_pledge" and bills[n]["status"] == "active" for n, h in histories.items())
     assert any(h[-1] == "surrender" and bills[n]["status"] == "surrendered" for n, h in histories.items())
     assert all(iso6346.is_valid(c) for b in bills.values() for c in b["containers"])
+    assert {b["status"] for b in bills.values() if b["kind"] == "sea_bill"} == {    # sea bills too
+        "active", "pledged", "surrendered", "void"}
     report = titles.verify_all(demo)
     assert report["bills"] == len(bills) and report["broken"] == [] and report["checkpoints"]["valid"]
     assert titles.list_checkpoints(demo)[0]["titles"] == len(bills)           # the heads are published

@@ -1,5 +1,5 @@
-"""Transport in the demo zone: railway bills of lading in every state, a declaration held for its
-bill, and consignments by rail, rail–sea, Yangtze barge and air with the EPCIS events of their
+"""Transport in the demo zone: railway and sea bills of lading in every state, a declaration held
+for its bill, and consignments by rail, rail–sea, Yangtze barge and air with the EPCIS events of their
 journeys, including a changed seal, a broken seal and a late arrival, so the title pages, the
 timelines and the alerts show something real.
 
@@ -122,7 +122,6 @@ def _bills(engine: Engine, actors: Mapping[str, Actor], parties: Parties, ago) -
     def at(moment: datetime, action, *args) -> None:
         with clock_at(moment):
             action(UnitOfWork(engine), *args)
-
     def issue(moment: datetime, body: dict) -> None:
         at(moment, lambda uow: titles.issue_bill(uow, carrier, body))
 
@@ -159,7 +158,52 @@ def _bills(engine: Engine, actors: Mapping[str, Actor], parties: Parties, ago) -
     # Westbound: laptops of Liangjiang Electronics on the train below, still with the shipper.
     issue(ago(12, 3), _bill("YXOCQDUI000121", parties.electronics, "Laptop computers, 1,260 cartons on 63 pallets",
                             1260, "31820.5", WEST, "CNCKG", "DEDUI", "DEMO-CER-X8001"))
-    return 6
+    return 6 + _sea_bills(actors, parties, ago, at, issue)
+
+
+def _sea_bill(number: str, shipper: str, description: str, packages: int, mass: str, containers: list[str],
+              vessel: str, voyage: str, loading: str, discharge: str, receipt: str | None = None,
+              delivery: str | None = None) -> dict:
+    """A sea bill: port to port unless a place of receipt or delivery inland is named."""
+    body = _bill(number, shipper, description, packages, mass, containers, receipt or loading,
+                 delivery or discharge)
+    return {**body, "kind": "sea_bill", "vessel": vessel, "voyage": voyage, "port_of_loading": loading,
+            "port_of_discharge": discharge}
+
+
+def _sea_bills(actors: Mapping[str, Actor], parties: Parties, ago, at, issue) -> int:
+    """Sea bills (the same transferable record as the railway bills): cars from Hamburg to Shanghai,
+    then up the Yangtze to Chongqing, financed by the bank; laptops by the Land–Sea corridor from
+    Qinzhou to Singapore; and one voided before it changed hands."""
+    carrier_actor, trader, bank = actors["carrier"], actors["trader"], actors["bank"]
+    importer, lender = parties.car_importer, parties.bank
+    # Surrendered against delivery after the letter of credit was repaid.
+    number = "YXOHAMSHA00052"
+    issue(ago(55, 3), _sea_bill(number, parties.carrier, CARS.format(n=12), 12, "26400",
+                                [container("CSNU", n) for n in (614201, 614218, 614225)],
+                                "COSCO SHIPPING TAURUS", "041E", "DEHAM", "CNSHA", delivery="CNCKG"))
+    at(ago(54, 20), titles.endorse, carrier_actor, number, importer)
+    at(ago(54, 2), titles.pledge, trader, number, lender)
+    at(ago(21, 4), titles.release_pledge, bank, number)
+    at(ago(20, 22), titles.surrender, trader, number)
+    # Pledged to the bank: on the water from Hamburg.
+    number = "YXOHAMSHA00058"
+    issue(ago(16, 6), _sea_bill(number, parties.carrier, CARS.format(n=8), 8, "17850",
+                                [container("CSNU", n) for n in (615106, 615113)],
+                                "COSCO SHIPPING LEO", "043E", "DEHAM", "CNSHA", delivery="CNCKG"))
+    at(ago(15, 22), titles.endorse, carrier_actor, number, importer)
+    at(ago(15, 3), titles.pledge, trader, number, lender)
+    # With the shipper: laptops by rail to Qinzhou, then by sea to Singapore (to order).
+    issue(ago(5, 2), _sea_bill("YXOQZHSIN00017", parties.electronics, "Laptop computers, 840 cartons on 42 pallets",
+                               840, "21210", [container("TGHU", n) for n in (861562, 861579)],
+                               "XIN NAN SHA 9", "2611S", "CNQZH", "SGSIN", receipt="CNCKG"))
+    # Voided by the carrier the same day: issued under the wrong voyage, reissued above.
+    number = "YXOQZHSIN00016"
+    issue(ago(5, 4), _sea_bill(number, parties.electronics, "Laptop computers, 840 cartons on 42 pallets", 840,
+                               "21210", [container("TGHU", n) for n in (861562, 861579)], "XIN NAN SHA 9", "2610S",
+                               "CNQZH", "SGSIN", receipt="CNCKG"))
+    at(ago(5, 3), titles.void, carrier_actor, number)
+    return 4
 
 
 def _held_declaration(engine: Engine, actors: Mapping[str, Actor], ago) -> dict | None:

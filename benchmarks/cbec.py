@@ -1,0 +1,161 @@
+"""Benchmark: the cross-border e-commerce batch path (`tradewindow cbec clear`) on a festival's files.
+
+    .venv/bin/python benchmarks/cbec.py [--parcels 1000000] [--small 100000] [--no-sqlite]
+
+Generates the three files (`tradewindow cbec generate`), then, each as a real `tradewindow cbec
+clear` process (so its peak memory and CPU time are its own):
+  1. PostgreSQL (throwaway cluster): the whole path, parse, match, check, tax, limits, decide, store;
+  2. the raw limit in the same run: every row the pipeline stored (documents, parcels, year totals)
+     copied back in by COPY into a second database with the same tables and indexes;
+  3. SQLite: the whole path, and its raw limit (INSERT ... SELECT of the same rows);
+  4. peak memory at a second, smaller size (`--small`), to show it flat.
+Prints parcels/s, the ratio to the raw limit, peak memory, CPU time per parcel, and as its last line
+the same figures as one JSON object. Not a test: it asserts nothing about time."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.postgres import running_cluster  # noqa: E402
+
+TABLES = ("cbec_orders", "cbec_payments", "cbec_waybills", "cbec_parcels", "cbec_buyer_years")
+TOOL = str(ROOT / ".venv/bin/tradewindow")
+
+
+def prepare(url: str) -> None:
+    """Schema and the demo tariff (the generated files' lines and positive list)."""
+    from tradewindow.migrations import upgrade
+    from tradewindow.platform.auth import Actor, Role
+    from tradewindow.platform.db import UnitOfWork, make_engine
+    from tradewindow.tariff import service as tariff
+
+    engine = make_engine(url)
+    upgrade(engine)
+    tariff.load_demo_schedule(UnitOfWork(engine), Actor(user_id=None, username="bench", role=Role.CUSTOMS))
+    engine.dispose()
+
+
+def generate(parcels: int, folder: Path) -> float:
+    began = time.perf_counter()
+    subprocess.run([TOOL, "cbec", "generate", "--parcels", str(parcels), "--seed", "1", "--out", str(folder)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def clear(url: str, folder: Path, out: Path) -> dict:
+    """One `tradewindow cbec clear` process: wall time, its CPU time and peak memory (wait4)."""
+    env = {**os.environ, "TRADEWINDOW_DATABASE_URL": url}
+    began = time.perf_counter()
+    process = subprocess.Popen([TOOL, "cbec", "clear", "--orders", str(folder / "orders.ndjson"),
+                                "--payments", str(folder / "payments.ndjson"),
+                                "--waybills", str(folder / "waybills.ndjson"), "--out", str(out)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - began
+    if process.returncode != 0:
+        raise SystemExit(f"cbec clear failed ({process.returncode})")
+    summary = json.loads(Path(str(out) + ".summary.json").read_text(encoding="utf-8"))
+    parcels = summary["parcels_decided"]
+    return {"parcels": parcels, "seconds": round(wall, 2), "parcels_per_second": round(parcels / wall),
+            "cpu_us_per_parcel": round((usage.ru_utime + usage.ru_stime) / parcels * 1e6),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024), "decisions": summary["decisions"]}
+
+
+def raw_limit_postgres(source_dsn: str, target_dsn: str, parcels: int) -> dict:
+    """COPY every stored row of the five tables into the same, empty tables of a second database."""
+    dumps: dict[str, bytes] = {}
+    with psycopg.connect(source_dsn) as conn, conn.cursor() as cursor:
+        for table in TABLES:
+            buffer = io.BytesIO()
+            with cursor.copy(f"COPY {table} TO STDOUT") as copy:
+                for block in copy:
+                    buffer.write(block)
+            dumps[table] = buffer.getvalue()
+    began = time.perf_counter()
+    with psycopg.connect(target_dsn) as conn, conn.cursor() as cursor:
+        for table in TABLES:
+            with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                view = memoryview(dumps[table])
+                for start in range(0, len(view), 1 << 20):
+                    copy.write(view[start:start + (1 << 20)])
+        conn.commit()
+    seconds = time.perf_counter() - began
+    return {"seconds": round(seconds, 2), "parcels_per_second": round(parcels / seconds),
+            "bytes": sum(len(d) for d in dumps.values())}
+
+
+def raw_limit_sqlite(source: Path, target: Path, parcels: int) -> dict:
+    conn = sqlite3.connect(target)
+    conn.execute("ATTACH DATABASE ? AS source", (str(source),))
+    began = time.perf_counter()
+    with conn:
+        for table in TABLES:
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM source.{table}")
+    seconds = time.perf_counter() - began
+    conn.close()
+    return {"seconds": round(seconds, 2), "parcels_per_second": round(parcels / seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parcels", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=None, help="second size for the memory check "
+                        "(default: a tenth)")
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args()
+    small = args.small or max(1, args.parcels // 10)
+    figures: dict = {"parcels": args.parcels, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="cbec-bench-") as temp:
+        work = Path(temp)
+        figures["generate_seconds"] = round(generate(args.parcels, work / "big"), 1)
+        generate(small, work / "small")
+        print(f"generated {args.parcels:,} parcels in {figures['generate_seconds']} s", flush=True)
+        with running_cluster() as cluster:
+            url = cluster.create_database("cbec_bench")
+            prepare(url)
+            figures["postgresql"] = clear(url, work / "big", work / "pg.ndjson")
+            raw_url = cluster.create_database("cbec_raw")
+            prepare(raw_url)
+            figures["postgresql_raw"] = raw_limit_postgres(cluster.dsn("cbec_bench"), cluster.dsn("cbec_raw"),
+                                                           figures["postgresql"]["parcels"])
+            small_url = cluster.create_database("cbec_small")
+            prepare(small_url)
+            figures["postgresql_small"] = clear(small_url, work / "small", work / "pg-small.ndjson")
+        pg, raw = figures["postgresql"], figures["postgresql_raw"]
+        figures["postgresql_ratio_to_raw"] = round(pg["parcels_per_second"] / raw["parcels_per_second"], 3)
+        print(f"PostgreSQL: {pg['parcels_per_second']:,} parcels/s ({pg['seconds']} s), raw COPY limit "
+              f"{raw['parcels_per_second']:,} parcels/s, ratio {figures['postgresql_ratio_to_raw']}, "
+              f"{pg['cpu_us_per_parcel']} µs CPU per parcel, peak {pg['peak_rss_mib']} MiB "
+              f"({figures['postgresql_small']['peak_rss_mib']} MiB at {small:,} parcels)", flush=True)
+        if not args.no_sqlite:
+            db = work / "bench.db"
+            prepare(f"sqlite:///{db}")
+            figures["sqlite"] = clear(f"sqlite:///{db}", work / "big", work / "sqlite.ndjson")
+            raw_db = work / "raw.db"
+            prepare(f"sqlite:///{raw_db}")
+            figures["sqlite_raw"] = raw_limit_sqlite(db, raw_db, figures["sqlite"]["parcels"])
+            lite, lite_raw = figures["sqlite"], figures["sqlite_raw"]
+            figures["sqlite_ratio_to_raw"] = round(lite["parcels_per_second"] / lite_raw["parcels_per_second"], 3)
+            print(f"SQLite: {lite['parcels_per_second']:,} parcels/s ({lite['seconds']} s), raw limit "
+                  f"{lite_raw['parcels_per_second']:,} parcels/s, ratio {figures['sqlite_ratio_to_raw']}, "
+                  f"{lite['cpu_us_per_parcel']} µs CPU per parcel, peak {lite['peak_rss_mib']} MiB", flush=True)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

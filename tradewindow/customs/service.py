@@ -234,7 +234,8 @@ def _next_number(uow: UnitOfWork, filing: Filing, day: date) -> str:
         set_={"last_sequence": declaration_counters.c.last_sequence + 1},
     ).returning(declaration_counters.c.last_sequence)
     if uow.dialect == "postgresql":
-        with uow.engine.begin() as own:
+        # One statement in autocommit is its own transaction: no BEGIN and COMMIT round trips.
+        with uow.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
             sequence = own.execute(statement).scalar_one()
     else:
         sequence = uow.conn.execute(statement).scalar_one()

@@ -9,3 +9,7 @@ HERE = Path(__file__).resolve().parent
 for script in ("declarations.py",):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=True)
+
+# The cbec batch path's quick variant (the full one: benchmarks/cbec.py --parcels 1000000).
+print("== cbec.py --parcels 20000", flush=True)
+subprocess.run([sys.executable, str(HERE / "cbec.py"), "--parcels", "20000", "--small", "5000"], check=True)

@@ -103,14 +103,16 @@ def test_every_defect_gives_its_reason_and_the_results_file_has_the_issue_fields
         sum((model.Decimal(r["total_tax"]) for r in released), model.ZERO))
 
 
-def test_results_do_not_depend_on_line_order_or_partitions(cbec_world, uow, db, tmp_path):
+def test_results_do_not_depend_on_line_order_partitions_or_workers(cbec_world, uow, db, tmp_path):
     folder = files(tmp_path, 500, defects=tuple(d for d in generate.DEFECTS if d != "duplicate"))
-    _, first = clear(uow, folder, tmp_path / "a.ndjson", partitions=1)
-    for n, partitions in enumerate((3, 8)):
+    first_summary, first = clear(uow, folder, tmp_path / "a.ndjson", partitions=1, workers=1)
+    for n, (partitions, workers) in enumerate(((3, 2), (8, 1))):
         forget(db)
         shuffled = reshuffled(folder, tmp_path / f"shuffled{n}", seed=n)
-        _, again = clear(uow, shuffled, tmp_path / f"b{n}.ndjson", partitions=partitions)
+        summary, again = clear(uow, shuffled, tmp_path / f"b{n}.ndjson", partitions=partitions, workers=workers)
         assert again == first
+        assert summary.as_dict()["taxes"] == first_summary.as_dict()["taxes"]
+        assert summary.accepted == first_summary.accepted and summary.reasons == first_summary.reasons
 
 
 def test_the_same_files_again_store_nothing_twice_and_give_the_same_results(cbec_world, uow, db, tmp_path):

@@ -31,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import multiprocessing
+import os
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -113,6 +115,19 @@ class ClearSummary:
             for name in self.taxes:
                 self.taxes[name] += to_minor_units(Decimal(result[name]))
 
+    def merge(self, other: ClearSummary) -> None:
+        """Add what another worker's part of the same run counted (pass 2)."""
+        for mine, theirs in ((self.accepted, other.accepted), (self.refused, other.refused),
+                             (self.decisions, other.decisions), (self.reasons, other.reasons),
+                             (self.taxes, other.taxes)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        self.repeated += other.repeated
+        self.decided_before += other.decided_before
+        self.waiting += other.waiting
+        self.refused_lines = sorted([*self.refused_lines, *other.refused_lines],
+                                    key=lambda r: (r["file"], r["line"]))[:REFUSED_KEPT]
+
     @property
     def parcels(self) -> int:
         return sum(self.decisions.values())
@@ -132,7 +147,6 @@ class QuoteCache:
     Bounded: cleared when full."""
 
     def __init__(self, size: int = 200_000) -> None:
-        self.lookup: Any = None       # the tariff lookup the engine reads (set per transaction)
         self.size = size
         self.quotes: dict[Any, Any] = {}
         self.hits = self.misses = 0
@@ -146,7 +160,7 @@ class QuoteCache:
             if len(self.quotes) >= self.size:
                 self.quotes.clear()
             try:
-                found = model.quote_order(order, on_date, self.lookup or lookup)
+                found = model.quote_order(order, on_date, lookup)
             except ValidationFailed as refused:
                 found = refused
             self.quotes[key] = found
@@ -172,6 +186,9 @@ class _Line:
             found = self._by_day[day] = self._measures.in_force(day)
         return found
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._measures, name)
+
 
 class _Lines:
     """The lookup `model.assess` reads: the tariff's lines, each wrapped once."""
@@ -188,6 +205,9 @@ class _Lines:
 
     def agreements(self) -> Any:
         return self.lookup.agreements()
+
+    def exchange_rate(self, currency: str, day: date) -> Any:
+        return self.lookup.exchange_rate(currency, day)
 
 
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -418,9 +438,9 @@ class _Clearing:
             parsed[order_no] = docs
         now = self._time(utcnow())
         waiting_rows: dict[Kind, list[tuple]] = {k: [] for k in Kind}
-        with self.uow.transaction() as conn:
+        with self.uow.read() as conn:   # computing reads only; the writes follow in a short transaction
             stored = _Stored.load(conn, order_nos, numbers, self.any_docs, self.any_parcels)
-            self.lines.lookup = self.quotes.lookup = tariff_service.tariff_lookup(self.uow)
+            self.lines.lookup = tariff_service.tariff_lookup(self.uow)
             for order_no in order_nos:
                 standing, new_docs = self._standing(parsed.pop(order_no), stored)
                 rows = {kind: self._doc_row(doc, self._sender(kind, doc.record), now) for kind, doc in new_docs.items()}
@@ -450,7 +470,9 @@ class _Clearing:
                              senders[Kind.WAYBILL],
                              {KIND_CHAR[kind]: row for kind, row in rows.items()})
                 marshal.dump(candidate, buyers[_partition_of(order.buyer_id_number, self.k)])  # type: ignore[union-attr]
-            self._store(conn, waiting_rows)
+        if any(waiting_rows.values()):
+            with self.uow.transaction() as conn:
+                self._store(conn, waiting_rows)
         if self.progress:
             self.progress("matched", len(order_nos))
 
@@ -500,15 +522,15 @@ class _Clearing:
 
     # --- pass 3
     def decide(self, index: int) -> None:
-        path = self.work / f"b{index}"
         entries = []
-        with open(path, "rb") as handle:
-            while True:
-                try:
-                    entries.append(marshal.load(handle))
-                except EOFError:
-                    break
-        path.unlink()
+        for path in sorted(self.work.glob(f"b*_{index}")):
+            with open(path, "rb") as handle:
+                while True:
+                    try:
+                        entries.append(marshal.load(handle))
+                    except EOFError:
+                        break
+            path.unlink()
         if not entries:
             return
         entries.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -620,12 +642,79 @@ def _second(kind: Kind, order_no: str) -> Problem:
     return Problem("order_no", "duplicate", f"Order {order_no} already has a {kind.value}; the first one stands.")
 
 
+def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, losers: set[tuple[str, int]],
+                      worker: int) -> None:
+    work = clearing.work
+    buyers = [open(work / f"b{worker}_{i}", "wb") for i in range(clearing.k)]  # noqa: SIM115 - closed below
+    try:
+        with open(work / f"bonded{worker}", "w", encoding="utf-8") as bonded:
+            for i in indices:
+                clearing.match(i, losers, buyers, bonded)
+    finally:
+        for handle in buyers:
+            handle.close()
+
+
+def _match_in_processes(clearing: _Clearing, k: int, losers: set[tuple[str, int]], workers: int) -> None:
+    """Pass 2 in `workers` forked processes, partition i to worker i mod `workers`. Each has its own
+    database connections, buyer files, results piece and summary, merged here."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    parent_results, parent_summary, parent_progress = clearing.results, clearing.summary, clearing.progress
+    processes = []
+    for worker in range(workers):
+        process = context.Process(target=_match_worker, args=(clearing, worker, workers, losers, queue))
+        process.start()
+        processes.append(process)
+    finished, failed = 0, []
+    while finished < workers:
+        message = queue.get()
+        if message[0] == "progress":
+            if parent_progress:
+                parent_progress("matched", message[1])
+        else:
+            finished += 1
+            if message[0] == "failed":
+                failed.append(message[1])
+            else:
+                parent_summary.merge(message[1])
+    for process in processes:
+        process.join()
+    if failed:
+        raise RuntimeError("a matching worker failed: " + failed[0])
+    for worker in range(workers):
+        piece = clearing.work / f"r{worker}"
+        if parent_results is not None and piece.exists():
+            with open(piece, encoding="utf-8") as lines:
+                for line in lines:
+                    parent_results.write(line)
+        piece.unlink(missing_ok=True)
+
+
+def _match_worker(clearing: _Clearing, worker: int, workers: int, losers: set[tuple[str, int]],
+                  queue: Any) -> None:
+    try:
+        clearing.uow.engine.dispose(close=False)        # the parent's connections stay the parent's
+        clearing.uow = UnitOfWork(clearing.uow.engine)
+        clearing.summary = ClearSummary(partitions=clearing.k)
+        clearing.progress = lambda stage, count: queue.put(("progress", count))
+        with open(clearing.work / f"r{worker}", "w", encoding="utf-8") as piece:
+            clearing.results = piece
+            _match_partitions(clearing, range(worker, clearing.k, workers), losers, worker)
+        queue.put(("done", clearing.summary))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        queue.put(("failed", repr(exc)))
+        raise
+
+
 def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
           results: IO[str] | None = None, sampling: model.Sampling | None = None,
           partitions: int | None = None, progress: Progress | None = None,
-          work_dir: Path | None = None) -> ClearSummary:
+          work_dir: Path | None = None, workers: int | None = None) -> ClearSummary:
     """Clear the parcels of three files (see the module's docstring). `partitions` fixes K
-    (default: by the files' size); results never depend on it."""
+    (default: by the files' size) and `workers` the processes that match and assess partitions
+    side by side (default: 2 on PostgreSQL, 1 on SQLite, whose writers queue anyway); results
+    depend on neither."""
     require(actor.is_(*service.BATCH_SENDERS), "role_not_allowed",
             "Batches are sent by platforms, payment and logistics companies, or an administrator.")
     paths = {Kind.ORDER: Path(orders), Kind.PAYMENT: Path(payments), Kind.WAYBILL: Path(waybills)}
@@ -637,22 +726,21 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
         clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)
         _partition(paths, work, k, actor, summary, progress)
         losers = _numbers_used_twice(work, k)
-        buyers = [open(work / f"b{i}", "wb") for i in range(k)]  # noqa: SIM115 - closed below
-        bonded_path = work / "bonded"
-        try:
-            with open(bonded_path, "w", encoding="utf-8") as bonded:
-                for i in range(k):
-                    clearing.match(i, losers, buyers, bonded)
-        finally:
-            for handle in buyers:
-                handle.close()
+        if workers is None:
+            workers = 2 if uow.dialect == "postgresql" and (os.cpu_count() or 1) > 1 else 1
+        workers = max(1, min(workers, k))
+        if workers == 1:
+            _match_partitions(clearing, range(k), losers, 0)
+        else:
+            _match_in_processes(clearing, k, losers, workers)
         for i in range(k):
             clearing.decide(i)
-        with open(bonded_path, encoding="utf-8") as bonded_orders:
-            for line in bonded_orders:
-                row = service.decide_order(uow, line.strip(), sampling)
-                if row is not None:
-                    clearing._write_result(service.result_line(row))
+        for path in sorted(work.glob("bonded*")):
+            with open(path, encoding="utf-8") as bonded_orders:
+                for line in bonded_orders:
+                    row = service.decide_order(uow, line.strip(), sampling)
+                    if row is not None:
+                        clearing._write_result(service.result_line(row))
     with uow.transaction():
         done = summary.as_dict()
         uow.audit(actor, "ecommerce.batch_cleared", "cbec_batch", new_id(), None,

@@ -22,6 +22,7 @@ to customs officers only, masked to everyone else and in audit records and event
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -40,12 +41,14 @@ from tradewindow.bonded.model import InsufficientStock
 from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import handles, periodic
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
+from tradewindow.platform.outbox import append_events, event_record
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 from tradewindow.tariff import service as tariff_service
@@ -213,19 +216,33 @@ def _lock_year(uow: UnitOfWork, buyer: str, year: int) -> Decimal:
 
 def _decide(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, year_total: Decimal,
             sampling: model.Sampling, zone: ZoneInfo) -> tuple[dict, model.Outcome, model.Assessment]:
-    conn = uow.conn
+    decided = _settle(uow, documents, order, year_total, sampling, zone, tariff_service.tariff_lookup(uow))
+    _write_decisions(uow, [decided])
+    return decided.row, decided.outcome, decided.assessment
+
+
+@dataclass(frozen=True)
+class _Decided:
+    row: dict
+    outcome: model.Outcome
+    assessment: model.Assessment
+    summary: dict
+
+
+def _settle(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, year_total: Decimal,
+            sampling: model.Sampling, zone: ZoneInfo, lookup: Any, quoter: Any = model.quote_order) -> _Decided:
+    """A parcel's decision, under its buyer's lock (bonded goods drawn now); `_write_decisions`
+    stores it."""
     payment = model.parse_payment(documents["payment_body"])
     waybill = model.parse_waybill(documents["waybill_body"])
-    assessment = model.assess(order, payment, waybill, tariff_service.tariff_lookup(uow), zone)
+    assessment = model.assess(order, payment, waybill, lookup, zone, quoter)
     outcome = model.decide(assessment, year_total, sampling.draws(order.order_no))
     if order.bonded_warehouse and outcome.decision is not Decision.REJECT:
         outcome = _draw_bonded_goods(uow, order, outcome, year_total)
-    year = model.limit_year(order, zone)
-    now = utcnow()
     row = {
-        "buyer_id_number": order.buyer_id_number, "order_no": order.order_no, "id": new_id(), "year": year,
-        "waybill_no": waybill.waybill_no, "platform_id": documents["platform_id"],
-        "payment_sender_id": documents["payment_sender_id"],
+        "buyer_id_number": order.buyer_id_number, "order_no": order.order_no, "id": new_id(),
+        "year": model.limit_year(order, zone), "waybill_no": waybill.waybill_no,
+        "platform_id": documents["platform_id"], "payment_sender_id": documents["payment_sender_id"],
         "logistics_sender_id": documents["logistics_sender_id"], "ordered_at": order.ordered_at,
         "decision": outcome.decision.value, "reasons": [r.value for r in outcome.reasons], "status": "decided",
         "customs_value_fen": to_minor_units(assessment.customs_value),
@@ -233,22 +250,38 @@ def _decide(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, y
         "consumption_tax_fen": to_minor_units(assessment.consumption_tax),
         "vat_fen": to_minor_units(assessment.vat), "total_tax_fen": to_minor_units(assessment.total_tax),
         "counted_fen": to_minor_units(outcome.counted),
-        "year_total_after_fen": to_minor_units(outcome.year_total_after), "decided_at": now,
+        "year_total_after_fen": to_minor_units(outcome.year_total_after), "decided_at": utcnow(),
         "cancelled_at": None, "cancel_reason": None,
     }
-    conn.execute(insert(cbec_parcels).values(row))
-    if outcome.counted:
-        conn.execute(update(cbec_buyer_years).where(
-            cbec_buyer_years.c.buyer_id_number == order.buyer_id_number, cbec_buyer_years.c.year == year)
-            .values(total_fen=row["year_total_after_fen"], parcels=cbec_buyer_years.c.parcels + 1,
-                    updated_at=now))
     summary = {"order_no": order.order_no, "waybill_no": waybill.waybill_no,
                "buyer": model.mask_id(order.buyer_id_number), "decision": outcome.decision.value,
                "reasons": row["reasons"], "total_tax": format_amount(assessment.total_tax)}
-    uow.audit(SYSTEM, "ecommerce.parcel_decided", "cbec_parcel", order.order_no, None, summary)
-    uow.emit(f"ecommerce.parcel_{outcome.decision.value}", "cbec_parcel", order.order_no, summary,
-             owner_enterprise_id=documents["platform_id"])
-    return row, outcome, assessment
+    return _Decided(row, outcome, assessment, summary)
+
+
+def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
+    """Store decided parcels, their buyers' new year totals, audit records and events: a few
+    statements however many parcels."""
+    if not decided:
+        return
+    conn, now = uow.conn, utcnow()
+    conn.execute(insert(cbec_parcels), [d.row for d in decided])
+    totals: dict[tuple[str, int], list[int]] = {}
+    for d in decided:
+        if d.outcome.counted:
+            key = (d.row["buyer_id_number"], d.row["year"])
+            counted = totals.setdefault(key, [0, 0])
+            counted[0], counted[1] = d.row["year_total_after_fen"], counted[1] + 1
+    if totals:
+        conn.execute(update(cbec_buyer_years).where(
+            cbec_buyer_years.c.buyer_id_number == bindparam("b_buyer"), cbec_buyer_years.c.year == bindparam("b_year"))
+            .values(total_fen=bindparam("b_total"), parcels=cbec_buyer_years.c.parcels + bindparam("b_parcels"),
+                    updated_at=now),
+            [{"b_buyer": b, "b_year": y, "b_total": t, "b_parcels": n} for (b, y), (t, n) in totals.items()])
+    record_audits(conn, [audit_record(SYSTEM, "ecommerce.parcel_decided", "cbec_parcel", d.row["order_no"], None,
+                                      d.summary) for d in decided])
+    append_events(conn, [event_record(f"ecommerce.parcel_{d.outcome.decision.value}", "cbec_parcel",
+                                      d.row["order_no"], d.summary, d.row["platform_id"]) for d in decided])
 
 
 def _draw_bonded_goods(uow: UnitOfWork, order: model.Order, outcome: model.Outcome,
@@ -305,8 +338,9 @@ def decide_pending(uow: UnitOfWork, sampling: model.Sampling | None = None,
 def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sampling | None = None,
                   on_decided: Callable[[dict], None] | None = None) -> int:
     """Decide the named orders' parcels that are complete and undecided, a chunk per transaction:
-    every buyer of a chunk locked first (sorted), then its parcels decided in the batch rule's
-    order. The stream worker's batch step; returns how many were decided."""
+    every buyer-year of a chunk locked first, in sorted order (so two workers never deadlock),
+    then, under those locks, the parcels not decided yet decided in the batch rule's order and
+    stored together. The stream worker's batch step; returns how many were decided."""
     sampling = sampling or DEFAULT_SAMPLING
     zone = _zone()
     wanted = sorted(set(order_nos))
@@ -314,24 +348,127 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
     for start in range(0, len(wanted), CHUNK):
         with uow.transaction() as conn:
             found = _complete_documents(conn, wanted[start:start + CHUNK])
+            if not found:
+                continue
             ready = sorted(((model.parse_order(d["order_body"]), d) for d in found),
                            key=lambda pair: model.batch_key(pair[0].buyer_id_number, pair[0].ordered_at,
                                                             pair[0].order_no))
-            totals: dict[tuple[str, int], Decimal] = {}
-            for order, _ in ready:
-                key = (order.buyer_id_number, model.limit_year(order, zone))
-                if key not in totals:
-                    totals[key] = _lock_year(uow, *key)
+            totals = _lock_years(uow, sorted({(o.buyer_id_number, model.limit_year(o, zone)) for o, _ in ready}))
+            # Under the locks: a concurrent worker may have decided some of them meanwhile.
+            done = set(conn.execute(select(cbec_parcels.c.order_no).where(
+                cbec_parcels.c.order_no.in_([o.order_no for o, _ in ready]))).scalars())
+            lookup, quotes = tariff_service.tariff_lookup(uow), _QuoteMemo()
+            settled = []
             for order, documents in ready:
-                if _parcel_row(conn, order.order_no) is not None:
-                    continue            # decided meanwhile by a concurrent worker
+                if order.order_no in done:
+                    continue
                 key = (order.buyer_id_number, model.limit_year(order, zone))
-                row, outcome, _ = _decide(uow, documents, order, totals[key], sampling, zone)
-                totals[key] = outcome.year_total_after
-                decided += 1
-                if on_decided is not None:
-                    on_decided(row)
+                result = _settle(uow, documents, order, totals[key], sampling, zone, lookup, quotes)
+                totals[key] = result.outcome.year_total_after
+                settled.append(result)
+            _write_decisions(uow, settled)
+            decided += len(settled)
+            if on_decided is not None:
+                for result in settled:
+                    on_decided(result.row)
     return decided
+
+
+class _QuoteMemo:
+    """`model.quote_order` once per distinct request within one batch (the quote depends on the
+    day, the customs value and the items' codes, quantities, prices and origins only)."""
+
+    def __init__(self) -> None:
+        self.quotes: dict[Any, Any] = {}
+
+    def __call__(self, order: model.Order, on_date: Any, lookup: Any) -> Any:
+        key = (on_date, order.customs_value,
+               tuple((i.tariff_code, i.quantity, i.unit_price, i.origin) for i in order.items))
+        if key not in self.quotes:
+            try:
+                self.quotes[key] = model.quote_order(order, on_date, lookup)
+            except ValidationFailed as refused:
+                self.quotes[key] = refused
+        found = self.quotes[key]
+        if isinstance(found, ValidationFailed):
+            raise found
+        return found
+
+
+def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Decimal]:
+    """The buyers' totals for their years, every row locked until the transaction ends, taken in
+    the sorted order of `keys`."""
+    if not keys:
+        return {}
+    conn, now = uow.conn, utcnow()
+    dialect_insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(cbec_buyer_years).values(
+        [{"buyer_id_number": b, "year": y, "total_fen": 0, "parcels": 0, "updated_at": now} for b, y in keys])
+        .on_conflict_do_nothing(index_elements=["buyer_id_number", "year"]))
+    query = uow.locking(select(cbec_buyer_years.c.buyer_id_number, cbec_buyer_years.c.year,
+                               cbec_buyer_years.c.total_fen)
+                        .where(tuple_(cbec_buyer_years.c.buyer_id_number, cbec_buyer_years.c.year).in_(keys))
+                        .order_by(cbec_buyer_years.c.buyer_id_number, cbec_buyer_years.c.year))
+    return {(r.buyer_id_number, r.year): from_minor_units(r.total_fen) for r in conn.execute(query)}
+
+
+def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Kind, model.Record]],
+                senders: list[str | None]) -> list[str | Problem]:
+    """`_store` for many documents with a few statements: the numbers (and, for payments and
+    waybills, the orders) already held are read at once, the new documents inserted at once,
+    their audit records too. Documents of the batch are compared with each other as with those
+    stored before (the first stands)."""
+    held: dict[tuple[Kind, str], tuple[str, str | None]] = {}
+    order_taken: set[tuple[Kind, str]] = set()
+    for kind in Kind:
+        numbers = sorted({r.number for _, k, r in records if k is kind})
+        if not numbers:
+            continue
+        table, number = TABLES[kind]
+        for start in range(0, len(numbers), CHUNK):
+            for row in conn.execute(select(number, table.c.content_hash, table.c.sender_id)
+                                    .where(number.in_(numbers[start:start + CHUNK]))):
+                held[(kind, row[0])] = (row[1], row[2])
+        if kind is not Kind.ORDER:
+            orders = sorted({r.order_no for _, k, r in records if k is kind})
+            for start in range(0, len(orders), CHUNK):
+                order_taken.update((kind, o) for o in conn.execute(
+                    select(table.c.order_no).where(table.c.order_no.in_(orders[start:start + CHUNK]))).scalars())
+    rows: dict[Kind, list[dict]] = {kind: [] for kind in Kind}
+    audits = []
+    outcomes: list[str | Problem] = []
+    now = utcnow()
+    for (actor, kind, record), sender in zip(records, senders, strict=True):
+        body = model.canonical(record)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        name = TABLES[kind][1].name
+        if (kind, record.number) in held:
+            first_hash, first_sender = held[(kind, record.number)]
+            outcomes.append("repeat" if (first_hash, first_sender) == (digest, sender) else Problem(
+                name, "duplicate", f"{name} {record.number} was already used for a different {kind.value}; "
+                                   "the first one stands."))
+            continue
+        if kind is not Kind.ORDER and (kind, record.order_no) in order_taken:
+            outcomes.append(Problem("order_no", "duplicate", f"Order {record.order_no} already has a "
+                                                              f"{kind.value}; the first one stands."))
+            continue
+        held[(kind, record.number)] = (digest, sender)
+        row: dict[str, Any] = {"id": new_id(), name: record.number, "sender_id": sender, "content_hash": digest,
+                               "body": body, "received_at": now}
+        if isinstance(record, model.Order):
+            row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}
+        else:
+            row["order_no"] = record.order_no
+            order_taken.add((kind, record.order_no))
+        rows[kind].append(row)
+        audits.append(audit_record(actor, f"ecommerce.{kind.value}_received", f"cbec_{kind.value}", record.number,
+                                   None, {"order_no": record.order_no}))
+        outcomes.append("created")
+    for kind, new in rows.items():
+        if new:
+            conn.execute(insert(TABLES[kind][0]), new)
+    record_audits(conn, audits)
+    return outcomes
 
 
 def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
@@ -351,11 +488,19 @@ def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
             parsed.append((index, actor, kind, model.parse_record(kind, raw)))
         except ValidationFailed as refused:
             outcomes[index] = refused.problems
-    senders = [_sender(uow, actor, kind, record) for _, actor, kind, record in parsed]
+    platforms: dict[str, str | None] = {}
+
+    def sender_of(actor: Actor, kind: Kind, record: model.Record) -> str | None:
+        if actor.enterprise_id is not None or kind is not Kind.ORDER:
+            return actor.enterprise_id
+        assert isinstance(record, model.Order)
+        if record.platform_code not in platforms:
+            platforms[record.platform_code] = _sender(uow, actor, kind, record)
+        return platforms[record.platform_code]
+    senders = [sender_of(actor, kind, record) for _, actor, kind, record in parsed]
     try:
         with uow.transaction() as conn:
-            stored = [_store(uow, conn, actor, kind, record, sender)
-                      for (_, actor, kind, record), sender in zip(parsed, senders, strict=True)]
+            stored = _store_many(uow, conn, [(actor, kind, record) for _, actor, kind, record in parsed], senders)
     except Conflict:
         # A concurrent worker stored one of these numbers first: one by one, as `submit` does.
         stored = []

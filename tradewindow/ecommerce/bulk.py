@@ -241,6 +241,23 @@ def _hashed(record: model.Record) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
+def _put(handle: IO[bytes], value: Any) -> None:
+    """Append one value to a temporary file (length-prefixed marshal: the fastest safe round trip
+    of plain JSON values and tuples in the standard library)."""
+    data = marshal.dumps(value)
+    handle.write(len(data).to_bytes(4, "little"))
+    handle.write(data)
+
+
+def _values(path: Path) -> Iterator[Any]:
+    data = path.read_bytes()
+    view, at, end = memoryview(data), 0, len(data)
+    while at < end:
+        size = int.from_bytes(view[at:at + 4], "little")
+        yield marshal.loads(view[at + 4:at + 4 + size])
+        at += 4 + size
+
+
 # --- pass 1: partitioning ------------------------------------------------------------------------
 
 def _partition_of(text: str, k: int) -> int:
@@ -253,7 +270,7 @@ def partition_count(total_bytes: int) -> int:
 
 def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summary: ClearSummary,
                progress: Progress | None) -> None:
-    by_order = [open(work / f"o{i}", "w", encoding="utf-8") for i in range(k)]  # noqa: SIM115 - closed below
+    by_order = [open(work / f"o{i}", "wb") for i in range(k)]  # noqa: SIM115 - closed below
     by_number = [open(work / f"n{i}", "w", encoding="utf-8") for i in range(k)]  # noqa: SIM115
     try:
         for kind, path in paths.items():
@@ -287,8 +304,7 @@ def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summar
                             problems = refused.problems
                         summary.refuse(kind, line_no, problems)
                         continue
-                    text = text.strip().replace("\n", " ")
-                    by_order[_partition_of(order_no, k)].write(f"{char}{line_no}\t{text}\n")
+                    _put(by_order[_partition_of(order_no, k)], (char, line_no, obj))
                     number = obj.get(number_field)
                     if kind is not Kind.ORDER and isinstance(number, str):
                         by_number[_partition_of(number, k)].write(f"{char}\t{line_no}\t{number}\t{order_no}\n")
@@ -411,13 +427,10 @@ class _Clearing:
     def match(self, index: int, losers: set[tuple[str, int]], buyers: list[IO[bytes]], bonded: IO[str]) -> None:
         groups: dict[str, list[tuple[Kind, int, Any]]] = {}
         path = self.work / f"o{index}"
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                head, _, text = line.partition("\t")
-                kind = CHAR_KIND[head[0]]
-                obj = json.loads(text)
-                groups.setdefault(obj["order_no"], []).append((kind, int(head[1:]), obj))
+        for char, line_no, obj in _values(path):
+            groups.setdefault(obj["order_no"], []).append((CHAR_KIND[char], line_no, obj))
         path.unlink()
+        to_buyers: dict[int, list[tuple]] = {}
         order_nos = sorted(groups)
         parsed: dict[str, dict[Kind, list[_Doc]]] = {}
         numbers: dict[Kind, list[str]] = {Kind.PAYMENT: [], Kind.WAYBILL: []}
@@ -469,7 +482,9 @@ class _Clearing:
                              standing[Kind.WAYBILL].number, senders[Kind.ORDER], senders[Kind.PAYMENT],
                              senders[Kind.WAYBILL],
                              {KIND_CHAR[kind]: row for kind, row in rows.items()})
-                marshal.dump(candidate, buyers[_partition_of(order.buyer_id_number, self.k)])  # type: ignore[union-attr]
+                to_buyers.setdefault(_partition_of(order.buyer_id_number, self.k), []).append(candidate)  # type: ignore[union-attr]
+        for j, candidates in to_buyers.items():
+            _put(buyers[j], candidates)
         if any(waiting_rows.values()):
             with self.uow.transaction() as conn:
                 self._store(conn, waiting_rows)
@@ -524,12 +539,8 @@ class _Clearing:
     def decide(self, index: int) -> None:
         entries = []
         for path in sorted(self.work.glob(f"b*_{index}")):
-            with open(path, "rb") as handle:
-                while True:
-                    try:
-                        entries.append(marshal.load(handle))
-                    except EOFError:
-                        break
+            for candidates in _values(path):
+                entries.extend(candidates)
             path.unlink()
         if not entries:
             return

@@ -130,10 +130,20 @@ async def send_stream(request: Request, uow: Uow, actor: StreamSender) -> Any:
 @router.get("/parcels")
 def list_parcels(uow: Uow, actor: Reader, decision: str | None = None,
                  buyer: str | None = Query(None, max_length=32, description="buyer identity number"),
-                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)) -> Any:
+                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
+                 q: str | None = Query(None, max_length=64, description="start of the order or waybill number")
+                 ) -> Any:
     """Decided parcels the caller may see, newest first. Identity numbers are masked except for
     customs. Roles: platform, payment, logistics (their own), customs, zone, admin."""
-    return _json(service.list_parcels(uow, actor, decision, buyer, limit, offset))
+    return _json(service.list_parcels(uow, actor, decision, buyer, limit, offset, q))
+
+
+@router.get("/live")
+def live_figures(uow: Uow, actor: Reader) -> Any:
+    """The live dashboard's figures: parcels per second over the last minute, per decision in
+    10-second buckets over the last 5 minutes, decisions and reasons over that window, totals.
+    Roles: as for the list (parties see their own parcels)."""
+    return _json(service.live_figures(uow, actor))
 
 
 @router.get("/parcels/{order_no}")

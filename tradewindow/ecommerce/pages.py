@@ -4,13 +4,15 @@ customs), a buyer's year for customs, and a batch upload with its progress and s
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
 from starlette.datastructures import UploadFile
 
 from tradewindow.ecommerce import service
 from tradewindow.platform.auth import Actor, Role
-from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import DomainError, require
 from tradewindow.platform.web import add_dashboard_cards, add_nav, get_uow, page_actor, render
 
@@ -20,6 +22,7 @@ PageActor = Annotated[Actor, Depends(page_actor)]
 
 add_nav("E-commerce parcels", "/cbec/parcels", set(service.READERS), order=40)
 add_nav("Parcel batch", "/cbec/batches/new", set(service.BATCH_SENDERS), order=41)
+add_nav("E-commerce live", "/cbec/live", set(service.READERS), order=42)
 
 
 def _dashboard(uow: UnitOfWork, actor: Actor) -> list[dict]:
@@ -38,11 +41,34 @@ add_dashboard_cards(_dashboard, order=40)
 
 @router.get("/cbec/parcels")
 def parcel_list(request: Request, uow: Uow, actor: PageActor, decision: str = "", buyer: str = "",
-                page: int = 1) -> Any:
+                q: str = "", page: int = 1) -> Any:
     page = max(page, 1)
-    result = service.list_parcels(uow, actor, decision or None, buyer or None, limit=50, offset=(page - 1) * 50)
-    return render(request, "ecommerce/parcels.html", actor, result=result, decision=decision, buyer=buyer,
-                  page=page)
+    result = service.list_parcels(uow, actor, decision or None, buyer or None, limit=50, offset=(page - 1) * 50,
+                                  q=q[:64] or None)
+    return render(request, "ecommerce/parcels.html", actor, result=result, decision=decision, buyer=buyer, q=q,
+                  page=page, this_year=utcnow().year)
+
+
+@router.get("/cbec/buyers")
+def buyer_lookup(actor: PageActor, buyer: str = "", year: int = 0) -> Any:
+    """The buyer's-year form (customs): to the year page of the buyer named."""
+    require(actor.is_(Role.CUSTOMS), "role_not_allowed", "A buyer's year is for customs officers.")
+    buyer = buyer.strip().upper()[:32]
+    if not buyer:
+        return RedirectResponse("/cbec/parcels", status_code=303)
+    return RedirectResponse(f"/cbec/buyers/{quote(buyer)}/year/{year or utcnow().year}", status_code=303)
+
+
+@router.get("/cbec/live")
+def live_dashboard(request: Request, uow: Uow, actor: PageActor) -> Any:
+    """Parcels per second, decisions and reasons over the last minutes, refreshed by htmx."""
+    return render(request, "ecommerce/live.html", actor, live=service.live_figures(uow, actor))
+
+
+@router.get("/cbec/live/figures")
+def live_figures(request: Request, uow: Uow, actor: PageActor) -> Any:
+    """The dashboard's figures as a fragment (polled every few seconds)."""
+    return render(request, "ecommerce/_live.html", actor, live=service.live_figures(uow, actor))
 
 
 @router.get("/cbec/parcels/{order_no}")

@@ -26,12 +26,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -779,8 +779,9 @@ def _parcel_if_visible(uow: UnitOfWork, actor: Actor, order_no: str) -> dict | N
 
 
 def list_parcels(uow: UnitOfWork, actor: Actor, decision: str | None = None, buyer: str | None = None,
-                 limit: int = 50, offset: int = 0) -> dict:
-    """Decided parcels the actor may see, newest first, by decision and buyer identity number."""
+                 limit: int = 50, offset: int = 0, q: str | None = None) -> dict:
+    """Decided parcels the actor may see, newest first, by decision, buyer identity number, and
+    `q`: the start of an order or waybill number."""
     scope = _scope(actor)
     if decision is not None and decision not in {d.value for d in Decision}:
         raise ValidationFailed("decision is one of: release, inspect, reject.", "invalid_choice", "decision")
@@ -791,12 +792,61 @@ def list_parcels(uow: UnitOfWork, actor: Actor, decision: str | None = None, buy
         query = query.where(cbec_parcels.c.decision == decision)
     if buyer:
         query = query.where(cbec_parcels.c.buyer_id_number == buyer.strip().upper())
+    if q and q.strip():
+        start = q.strip().upper().replace("\\", "").replace("%", "").replace("_", "\\_")
+        query = query.where(or_(func.upper(cbec_parcels.c.order_no).like(f"{start}%", escape="\\"),
+                                func.upper(cbec_parcels.c.waybill_no).like(f"{start}%", escape="\\")))
     with uow.read() as conn:
         total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = conn.execute(query.order_by(cbec_parcels.c.decided_at.desc(), cbec_parcels.c.order_no)
                             .limit(limit).offset(offset)).mappings().all()
         return {"total": total, "limit": limit, "offset": offset,
                 "items": [parcel_view(r, actor) for r in rows]}
+
+
+# The live dashboard: figures over the last minutes, in buckets of BUCKET_SECONDS.
+LIVE_MINUTES, BUCKET_SECONDS = 5, 10
+LIVE_REASON_ROWS = 20_000
+
+
+def live_figures(uow: UnitOfWork, actor: Actor, now: datetime | None = None) -> dict:
+    """What the live dashboard shows, from the stored decisions the actor may see: parcels per
+    second over the last minute, a series of parcels per second by decision in buckets of
+    BUCKET_SECONDS over the last LIVE_MINUTES, the decisions and reasons over that window
+    (reasons of at most the LIVE_REASON_ROWS latest parcels not simply released), and the
+    totals by decision."""
+    scope = _scope(actor)
+    now = now or utcnow()
+    count = LIVE_MINUTES * 60 // BUCKET_SECONDS
+    since = now - timedelta(seconds=count * BUCKET_SECONDS)
+    edges = [since + timedelta(seconds=i * BUCKET_SECONDS) for i in range(count + 1)]
+    p = cbec_parcels.c
+    window = [p.decided_at >= since, p.decided_at < now]
+    if scope is not None:
+        window.append(scope)
+    buckets = [func.sum(case(((p.decided_at >= edges[i]) & (p.decided_at < edges[i + 1]), 1), else_=0))
+               for i in range(count)]
+    with uow.read() as conn:
+        rows = conn.execute(select(p.decision, func.count(), *buckets).where(*window).group_by(p.decision)).all()
+        last_minute = conn.execute(select(func.count()).select_from(cbec_parcels)
+                                   .where(*window, p.decided_at >= now - timedelta(seconds=60))).scalar_one()
+        reasons: dict[str, int] = {}
+        for listed in conn.execute(select(p.reasons).where(*window, p.decision != Decision.RELEASE.value)
+                                   .order_by(p.decided_at.desc()).limit(LIVE_REASON_ROWS)).scalars():
+            for reason in listed:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        totals = conn.execute(select(p.decision, func.count()).where(*([scope] if scope is not None else []))
+                              .group_by(p.decision)).all()
+    series = {d.value: [0.0] * count for d in Decision}
+    decisions = {d.value: 0 for d in Decision}
+    for decision, total, *per_bucket in rows:
+        decisions[decision] = total
+        series[decision] = [round((n or 0) / BUCKET_SECONDS, 1) for n in per_bucket]
+    return {"at": now, "window_minutes": LIVE_MINUTES, "bucket_seconds": BUCKET_SECONDS,
+            "parcels_per_second": round(last_minute / 60, 1),
+            "labels": [edge.strftime("%H:%M:%S") for edge in edges[:-1]], "series": series,
+            "decisions": decisions, "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "totals": {d.value: 0 for d in Decision} | {d: n for d, n in totals}}
 
 
 def count_parcels(uow: UnitOfWork, actor: Actor, decision: str) -> int:

@@ -198,3 +198,20 @@ def test_the_demo_electronics_maker_has_a_processing_book_that_made_laptops(demo
     [book] = [b for b in bonded.list_books(demo, maker) if b["name"] == PLANT_NAME]
     held = {i["tariff_code"]: i["held"] for i in bonded.get_book(demo, maker, book["id"])["items"]}
     assert held == {"76011000": "19000", "85423100": "600", "84713000": "400"}
+
+
+def test_the_demo_platform_keeps_a_bonded_e_commerce_warehouse_its_parcels_draw_on(demo):
+    from tradewindow.bonded import service as bonded
+    from tradewindow.demo_cbec import BOOK_NAME
+    from tradewindow.ecommerce import service as ecommerce
+
+    officer = _actor_of(demo, "customs")
+    book = next(b for b in bonded.list_books(demo, officer) if b["name"] == BOOK_NAME)
+    assert book["kind"] == "cbec_bonded_import"
+    held = {lot["tariff_code"]: lot["balances"]["bonded_storage"]
+            for lot in bonded.get_book(demo, officer, book["id"])["lots"]}
+    assert held == {"04022100": "395", "33049900": "0.2"}        # 6 kg drawn, 1 kg returned; 0.3 kg drawn
+    parcels = [p for p in ecommerce.list_parcels(demo, officer, q="YUOU-BW", limit=50)["items"]]
+    assert sorted(p["decision"] for p in parcels) == ["reject"] + ["release"] * 5
+    assert [p["reasons"] for p in parcels if p["decision"] == "reject"] == [["insufficient_bonded_stock"]]
+    assert [p["status"] for p in parcels].count("cancelled") == 1

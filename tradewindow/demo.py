@@ -82,6 +82,7 @@ USERS = [
     ("electronics", Role.TRADER, "Chen Jing (Liangjiang Electronics)", ELECTRONICS, None),
     ("wine", Role.TRADER, "Deng Li (Nan'an Wine Importers)", "91500187DH19AE3EG3", None),
     ("aluminium", Role.TRADER, "Pan Tao (Jiulong Aluminium)", "91500162E020EH267X", None),
+    ("bonded", Role.TRADER, "Xu Ning (Yu-Ou bonded warehouse)", PLATFORM, None),
 ]
 
 
@@ -165,6 +166,11 @@ def _bonded(engine: Engine, actors: dict[str, Actor]) -> None:
 
     load_demo_bonded(engine, actors)
     load_demo_processing(engine, actors)
+    from tradewindow.demo_cbec import load_demo_cbec_bonded
+
+    uow = UnitOfWork(engine)
+    load_demo_cbec_bonded(engine, {**actors, **{name: _actor_of(uow, name) for name in
+                                                ("bonded", "platform", "payment", "logistics")}})
 
 
 def _transport(engine: Engine, uow: UnitOfWork, actors: dict[str, Actor]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tradewindow.platform.ids import is_id, new_id
+from tradewindow.platform.ids import _encode, is_id, new_id, new_ids
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -29,6 +29,25 @@ def test_ids_made_in_a_tight_loop_are_unique_and_strictly_increasing():
     ids = [new_id() for _ in range(50_000)]    # many share a millisecond
     assert len(set(ids)) == len(ids)
     assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+
+
+def test_ids_made_in_bulk_are_ulids_in_order_with_those_made_one_by_one():
+    before = new_id()
+    made = new_ids(3000)
+    after = new_id()
+    assert all(is_id(ident) for ident in made)
+    assert [before, *made, after] == sorted({before, *made, after})
+    assert new_ids(0) == []
+
+
+def test_bulk_ids_encode_like_single_ones_across_carries(monkeypatch):
+    import tradewindow.platform.ids as ids
+
+    for random_part in (0, 1023, (1 << 20) - 2, (1 << 80) - 2, 0x12345FFFFF):
+        monkeypatch.setattr(ids, "_last_ms", 10**13)         # the next ids share that (future) millisecond
+        monkeypatch.setattr(ids, "_last_random", random_part)
+        made = new_ids(5)
+        assert made == [_encode((10**13 << 80) | ((random_part + 1 + i) & ((1 << 80) - 1))) for i in range(5)]
 
 
 def test_ids_sort_by_creation_time():

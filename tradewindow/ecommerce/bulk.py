@@ -146,7 +146,7 @@ class QuoteCache:
     value and the items' codes, quantities, prices and origins, and on nothing else of the order.
     Bounded: cleared when full."""
 
-    def __init__(self, size: int = 200_000) -> None:
+    def __init__(self, size: int = 50_000) -> None:
         self.size = size
         self.quotes: dict[Any, Any] = {}
         self.hits = self.misses = 0

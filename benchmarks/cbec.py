@@ -83,12 +83,12 @@ def clear(url: str, folder: Path, out: Path) -> dict:
 
 
 def _rss_kib(pid: int) -> int:
-    """Resident memory of a process and its descendants (the matching workers), in KiB. Shared
-    pages of forked workers count in each: an upper bound."""
+    """Proportional resident memory (PSS: a page shared by the forked matching workers counts once
+    in all) of a process and its descendants, in KiB."""
     total = 0
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        total += int(status.split("VmRSS:")[1].split()[0]) if "VmRSS:" in status else 0
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        total += int(rollup.split("\nPss:")[1].split()[0]) if "\nPss:" in rollup else 0
         for task in Path(f"/proc/{pid}/task").iterdir():
             for child in (task / "children").read_text().split():
                 total += _rss_kib(int(child))

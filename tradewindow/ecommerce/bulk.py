@@ -28,6 +28,7 @@ decides parcels of the same buyers at the same moment: year totals are read once
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import marshal
@@ -160,7 +161,8 @@ class QuoteCache:
             if len(self.quotes) >= self.size:
                 self.quotes.clear()
             try:
-                found = model.quote_order(order, on_date, lookup)
+                # kept without its items' explanations: assess reads the totals and the flag only
+                found = dataclasses.replace(model.quote_order(order, on_date, lookup), items=())
             except ValidationFailed as refused:
                 found = refused
             self.quotes[key] = found

@@ -76,6 +76,8 @@ def most_severe(lanes: Iterable[Lane]) -> Lane:
 
 def tariff_digits(code: str) -> str:
     """Tariff codes are compared as digits: "8471.30.00" and "84713000" are the same line."""
+    if code.isdigit():      # the usual case, checked many times per declaration: no copy
+        return code
     return "".join(ch for ch in code if ch.isdigit())
 
 

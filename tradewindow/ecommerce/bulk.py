@@ -34,6 +34,7 @@ import json
 import marshal
 import multiprocessing
 import os
+import resource
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -61,7 +62,7 @@ from tradewindow.tariff import service as tariff_service
 
 # Raw bytes of input per partition: what one partition holds in memory at a time (~16 k parcels).
 PARTITION_BYTES = 16 * 1024 * 1024
-MAX_PARTITIONS = 1024
+MAX_PARTITIONS = 2048              # 16 MiB each: 32 GiB of input (10 million parcels are ~17 GiB)
 IN_CHUNK = 2000                     # numbers per IN (...) look-up
 KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
@@ -655,6 +656,14 @@ def _second(kind: Kind, order_no: str) -> Problem:
     return Problem("order_no", "duplicate", f"Order {order_no} already has a {kind.value}; the first one stands.")
 
 
+def _allow_open_files(count: int) -> None:
+    """Pass 1 keeps 2 K temporary files open, pass 2 K per worker: raise the soft limit if need be."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, losers: set[tuple[str, int]],
                       worker: int) -> None:
     work = clearing.work
@@ -734,6 +743,7 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
     k = partitions or partition_count(sum(p.stat().st_size for p in paths.values()))
     summary = ClearSummary(partitions=k)
     sampling = sampling or service.DEFAULT_SAMPLING
+    _allow_open_files(3 * k + 64)
     with tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
         work = Path(temp)
         clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)

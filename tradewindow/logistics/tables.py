@@ -73,7 +73,8 @@ equipment = Table(
     Column("last_event_time", UtcDateTime()),
     UniqueConstraint("consignment_id", "number"),
     Index("ix_equipment_epc", "epc"),
-    Index("ix_equipment_number", "number"),
+    # A container travels on many consignments over the years: its latest is one probe of this index.
+    Index("ix_equipment_number", "number", "consignment_id"),
 )
 
 seals = Table(

@@ -71,9 +71,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (platform_api.router, registry_api.router, registry_pages.router,
+    # FastAPI tries the routes one by one in this order: the customs API, whose lodging is the
+    # busiest request, goes first (after seven routers, finding its route cost a tenth of a
+    # lodgement's Python). No other router's paths overlap its paths.
+    for router in (customs_api.router, platform_api.router, registry_api.router, registry_pages.router,
                    notifications_api.router, notifications_pages.router,
-                   tariff_api.router, tariff_pages.router, customs_api.router, customs_pages.router,
+                   tariff_api.router, tariff_pages.router, customs_pages.router,
                    logistics_api.router, logistics_pages.router, bonded_api.router, bonded_pages.router,
                    ecommerce_api.router, ecommerce_pages.router,
                    stats_api.router, stats_pages.router, titles_api.router, titles_pages.router):

@@ -14,9 +14,11 @@ Who may do what:
 from __future__ import annotations
 
 import base64
+import gc
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -61,7 +63,7 @@ from tradewindow.platform import codelists
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
-from tradewindow.platform.ids import new_id
+from tradewindow.platform.ids import new_id, new_ids
 from tradewindow.platform.jobs import periodic
 from tradewindow.registry import service as registry
 
@@ -294,18 +296,17 @@ class _Tracked:
     changed_units: set[str] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Contained:
-    """One containment row as a capture sees it: read from the database (`stored`) or added by
-    the capture; `closed`: its `until` was set by the capture."""
+    """One containment row as a capture sees it: read from the database (with its id) or added
+    by the capture (its id given when it is written); `closed`: its `until` was set by the capture."""
 
-    id: str
+    id: str | None
     parent_epc: str
     child_epc: str
     since: datetime
     until: datetime | None
     event_pk: str
-    stored: bool
     closed: bool = False
 
 
@@ -317,10 +318,11 @@ class _Capture:
 
     rules: model.Rules
     consignments: dict[str, _Tracked] = field(default_factory=dict)
-    links: list[dict] = field(default_factory=list)
-    seals: list[dict] = field(default_factory=list)
+    links: list[tuple] = field(default_factory=list)          # LINK_COLUMNS
+    seals: list[tuple] = field(default_factory=list)          # SEAL_COLUMNS
     raised: set[tuple[str, str, str]] = field(default_factory=set)
-    contained: dict[str, _Contained] = field(default_factory=dict)            # by id
+    contained: dict[str, _Contained] = field(default_factory=dict)            # read from the database, by id
+    added: list[_Contained] = field(default_factory=list)                      # added by the capture
     by_parent: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
     by_child: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
     # Equipment rows (consignment_id, number, epc) by EPC, for every EPC looked up so far.
@@ -377,11 +379,12 @@ class _Capture:
     def _add_stored(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for row in rows:
             if row["id"] not in self.contained:
-                self._index(_Contained(row["id"], row["parent_epc"], row["child_epc"], row["since"], row["until"],
-                                       row["event_pk"], stored=True))
+                stored = _Contained(row["id"], row["parent_epc"], row["child_epc"], row["since"], row["until"],
+                                    row["event_pk"])
+                self.contained[row["id"]] = stored
+                self._index(stored)
 
     def _index(self, row: _Contained) -> None:
-        self.contained[row.id] = row
         self.by_parent[row.parent_epc].append(row)
         self.by_child[row.child_epc].append(row)
 
@@ -408,13 +411,17 @@ class _Capture:
                     row.until, row.closed = fact.event_time, True
             return
         for child in children:
-            current = [row for row in self.by_child.get(child, ()) if row.until is None]
-            if any(row.parent_epc == parent for row in current):
-                continue
-            if fact.action == "ADD":
-                for row in current:
-                    row.until, row.closed = fact.event_time, True
-            self._index(_Contained(new_id(), parent, child, fact.event_time, None, pk, stored=False))
+            known = self.by_child.get(child)
+            if known:
+                current = [row for row in known if row.until is None]
+                if any(row.parent_epc == parent for row in current):
+                    continue
+                if fact.action == "ADD":
+                    for row in current:
+                        row.until, row.closed = fact.event_time, True
+            added = _Contained(None, parent, child, fact.event_time, None, pk)
+            self.added.append(added)
+            self._index(added)
 
     def contents(self, epcs: set[str], at: datetime) -> set[str]:
         """The transport equipment inside `epcs` at the moment `at` (a container on a wagon, and
@@ -431,12 +438,17 @@ class _Capture:
             found |= frontier
         return found
 
-    def containment_rows(self) -> tuple[list[dict], list[dict]]:
-        """(rows to insert, {id, until} of stored rows the capture closed)."""
-        added = [{"id": r.id, "parent_epc": r.parent_epc, "child_epc": r.child_epc, "since": r.since,
-                  "until": r.until, "event_pk": r.event_pk} for r in self.contained.values() if not r.stored]
-        closed = [{"row_id": r.id, "row_until": r.until} for r in self.contained.values() if r.stored and r.closed]
+    def containment_rows(self) -> tuple[list[tuple], list[dict]]:
+        """(rows to insert, as CONTAINMENT_COLUMNS; {row_id, row_until} of stored rows the capture
+        closed)."""
+        added = [(row_id, r.parent_epc, r.child_epc, r.since, r.until, r.event_pk)
+                 for row_id, r in zip(new_ids(len(self.added)), self.added, strict=True)]
+        closed = [{"row_id": r.id, "row_until": r.until} for r in self.contained.values() if r.closed]
         return added, closed
+
+
+CONTAINMENT_COLUMNS = ("id", "parent_epc", "child_epc", "since", "until", "event_pk")
+EPC_COLUMNS = ("event_pk", "epc", "role")
 
 
 def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
@@ -445,15 +457,32 @@ def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
     whose eventID (or, without one, whose hash) is already stored is a repeat and is skipped."""
     require(actor.is_(*CAPTURERS), "role_not_allowed",
             "Events are captured by carriers, logistics companies, traders and customs.")
-    facts = check_document(document)
-    assert isinstance(document, Mapping)
+    with _cycle_collection_paused():
+        facts = check_document(document)
+        assert isinstance(document, Mapping)
+        try:
+            with uow.transaction():
+                return _store(uow, actor, document, facts)
+        except Conflict:
+            # A concurrent capture stored some of the same events first: the repeat skips them.
+            with uow.transaction():
+                return _store(uow, actor, document, facts)
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Capture makes hundreds of thousands of small objects (facts, rows, containment) that form
+    no reference cycles, while the document it reads stays alive: the cyclic garbage collector
+    would walk all of them again every few hundred allocations, a third of capture's time. It
+    resumes when the capture is done (reference counting frees everything meanwhile)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
     try:
-        with uow.transaction():
-            return _store(uow, actor, document, facts)
-    except Conflict:
-        # A concurrent capture stored some of the same events first: the repeat skips them.
-        with uow.transaction():
-            return _store(uow, actor, document, facts)
+        yield
+    finally:
+        gc.enable()
 
 
 def check_document(document: object) -> list[EventFacts]:
@@ -483,20 +512,22 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
     known: set[str] = set()
     for where in _among(conn, epcis_events.c.event_id, {f.event_id for f in facts}):
         known |= set(conn.execute(select(epcis_events.c.event_id).where(where)).scalars())
-    fresh: list[tuple[str, EventFacts, dict]] = []
+    new: list[tuple[EventFacts, dict]] = []
     for fact, event in zip(facts, model.events_of(document), strict=True):
         if fact.event_id in known:
             continue
         known.add(fact.event_id)
-        fresh.append((new_id(), fact, event))
+        new.append((fact, event))
+    fresh = [(pk, fact, event) for pk, (fact, event) in zip(new_ids(len(new)), new, strict=True)]
     capture_id = new_id()
     conn.execute(insert(epcis_captures).values(
         id=capture_id, captured_by=actor.enterprise_id, user_id=actor.user_id, captured_at=now,
         context=document.get("@context"), event_count=len(facts), new_count=len(fresh)))
     if fresh:
-        _insert_rows(conn, epcis_events, [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
-        _insert_rows(conn, epcis_event_epcs, [{"event_pk": pk, "epc": epc[:300], "role": role}
-                                              for pk, f, _ in fresh for epc, role in f.epcs])
+        _insert_rows(conn, epcis_events, EVENT_COLUMNS,
+                     [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
+        _insert_rows(conn, epcis_event_epcs, EPC_COLUMNS,
+                     [(pk, epc[:300], role) for pk, f, _ in fresh for epc, role in f.epcs])
         state = _Capture(effective_rules(uow))
         ordered = sorted(((pk, fact) for pk, fact, _ in fresh), key=lambda item: (item[1].event_time, item[0]))
         for start in range(0, len(ordered), APPLY_CHUNK):
@@ -531,29 +562,32 @@ def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
         yield column.in_(values[start:start + CHUNK])
 
 
-def _insert_rows(conn: Any, table: Table, rows: list[dict]) -> None:
-    """Insert many rows with the same keys: COPY on PostgreSQL, multi-row INSERTs elsewhere."""
+def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple]) -> None:
+    """Insert many rows (tuples of the columns `names`): COPY on PostgreSQL, multi-row INSERTs
+    elsewhere."""
     if not rows:
         return
     if conn.dialect.name != "postgresql":
         for start in range(0, len(rows), CHUNK):
-            conn.execute(insert(table), rows[start:start + CHUNK])
+            conn.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows[start:start + CHUNK]])
         return
     import psycopg
 
-    names = list(rows[0])
-    as_json = [isinstance(table.c[name].type, JSON) for name in names]
+    as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type, JSON)]
     cursor = conn.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
             write = copy.write_row
-            if any(as_json):
+            if as_json:
                 for row in rows:
-                    write([_json_text(row[n]) if j and row[n] is not None else row[n]
-                           for n, j in zip(names, as_json, strict=True)])
+                    values = list(row)
+                    for i in as_json:
+                        if values[i] is not None:
+                            values[i] = _json_text(values[i])
+                    write(values)
             else:
                 for row in rows:
-                    write(list(row.values()))
+                    write(row)
     except psycopg.errors.UniqueViolation as exc:
         raise Conflict([Problem("", "duplicate", "This record already exists.")]) from exc
 
@@ -563,13 +597,16 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",
+                 "biz_step", "disposition", "read_point", "biz_location", "locode", "capture_id", "captured_by", "body")
+
+
 def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: str, actor: Actor,
-               now: datetime) -> dict:
-    return {"pk": pk, "event_id": fact.event_id, "event_type": fact.type[:100], "action": fact.action,
-            "event_time": fact.event_time, "time_zone_offset": (fact.time_zone_offset or "")[:6] or None,
-            "record_time": now, "biz_step": _cut(fact.biz_step), "disposition": _cut(fact.disposition),
-            "read_point": _cut(fact.read_point), "biz_location": _cut(fact.biz_location), "locode": fact.locode,
-            "capture_id": capture_id, "captured_by": actor.enterprise_id, "body": dict(event)}
+               now: datetime) -> tuple:
+    """An epcis_events row, as EVENT_COLUMNS."""
+    return (pk, fact.event_id, fact.type[:100], fact.action, fact.event_time,
+            (fact.time_zone_offset or "")[:6] or None, now, _cut(fact.biz_step), _cut(fact.disposition),
+            _cut(fact.read_point), _cut(fact.biz_location), fact.locode, capture_id, actor.enterprise_id, dict(event))
 
 
 def _cut(value: str | None) -> str | None:
@@ -624,8 +661,7 @@ def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact:
     temperature = (model.parse_number(head["temperature_min"]), model.parse_number(head["temperature_max"]))
     result = model.assess(state.rules, head["transport_document"], tracked.stops, list(before.values()), direct,
                           fact, temperature)
-    state.links.extend({"equipment_id": tracked.units[number]["id"], "event_pk": pk,
-                        "consignment_id": head["id"], "direct": number in direct} for number in before)
+    state.links.extend((tracked.units[number]["id"], pk, head["id"], number in direct) for number in before)
     if result.stops != tracked.stops:
         tracked.stops = result.stops
         tracked.stops_changed = True
@@ -640,9 +676,8 @@ def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact:
         reported = fact.seal is not None and number in direct and (
             new.seal_number != old.seal_number or new.seal_broken != old.seal_broken)
         if reported or (new.seal_broken and not old.seal_broken):
-            state.seals.append({"id": new_id(), "equipment_id": unit["id"], "number": new.seal_number,
-                                "kind": new.seal_kind or "seal", "status": "broken" if new.seal_broken else "intact",
-                                "recorded_at": fact.event_time, "event_pk": pk})
+            state.seals.append((new_id(), unit["id"], new.seal_number, new.seal_kind or "seal",
+                                "broken" if new.seal_broken else "intact", fact.event_time, pk))
     status = tracked.status
     if tracked.stops and tracked.stops[-1].actual_arrival is not None:
         status = "arrived"
@@ -655,6 +690,8 @@ def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact:
             _raise_alert(uow, head, pk, alert)
 
 
+LINK_COLUMNS = ("equipment_id", "event_pk", "consignment_id", "direct")
+SEAL_COLUMNS = ("id", "equipment_id", "number", "kind", "status", "recorded_at", "event_pk")
 UNIT_STATE = ("seal_number", "seal_kind", "seal_broken", "locode", "located_since", "last_event_time")
 
 
@@ -663,12 +700,12 @@ def _flush(uow: UnitOfWork, state: _Capture) -> None:
     equipment state, statuses."""
     conn = uow.conn
     added, closed = state.containment_rows()
-    _insert_rows(conn, containment, added)
+    _insert_rows(conn, containment, CONTAINMENT_COLUMNS, added)
     if closed:
         conn.execute(update(containment).where(containment.c.id == bindparam("row_id"))
                      .values(until=bindparam("row_until")), closed)
-    _insert_rows(conn, tracked_events, state.links)
-    _insert_rows(conn, seals, state.seals)
+    _insert_rows(conn, tracked_events, LINK_COLUMNS, state.links)
+    _insert_rows(conn, seals, SEAL_COLUMNS, state.seals)
     stops, units = [], []
     for consignment_id, tracked in state.consignments.items():
         if tracked.stops_changed:
@@ -979,23 +1016,25 @@ def timeline(uow: UnitOfWork, actor: Actor, consignment_id: str, equipment_numbe
             units = {k: u for k, u in units.items() if u["number"] == number}
             if not units:
                 raise not_found("equipment", equipment_number)
-        links = conn.execute(select(tracked_events.c.event_pk, tracked_events.c.equipment_id,
-                                    tracked_events.c.direct).where(
-            tracked_events.c.consignment_id == consignment_id,
-            tracked_events.c.equipment_id.in_(list(units)))).all()
+        # The events of each unit, through its links (the primary key of tracked_events leads
+        # with the equipment, so this reads only that unit's links however many events there are).
         by_event: dict[str, list[str]] = defaultdict(list)
-        for event_pk, equipment_id, _direct in links:
-            by_event[event_pk].append(units[equipment_id]["number"])
-        events = []
-        pks = list(by_event)
-        for start in range(0, len(pks), CHUNK):
-            rows = conn.execute(select(epcis_events).where(epcis_events.c.pk.in_(pks[start:start + CHUNK]))).mappings()
-            events.extend(rows)
-        events.sort(key=lambda r: (r["event_time"], r["pk"]))
+        found: dict[str, Mapping[str, Any]] = {}
+        for row in conn.execute(select(epcis_events, tracked_events.c.equipment_id.label("linked_unit")).join(
+                tracked_events, tracked_events.c.event_pk == epcis_events.c.pk).where(
+                tracked_events.c.equipment_id.in_(list(units)),
+                tracked_events.c.consignment_id == consignment_id)).mappings():
+            by_event[row["pk"]].append(units[row["linked_unit"]]["number"])
+            found.setdefault(row["pk"], row)
+        events = sorted(found.values(), key=lambda r: (r["event_time"], r["pk"]))
         # Seals declared with the consignment first, then what events reported, in event time.
         seal_rows = sorted(conn.execute(select(seals).where(seals.c.equipment_id.in_(list(units)))).mappings(),
                            key=lambda s: (s["event_pk"] is not None, s["recorded_at"], s["id"]))
-        alerts = list_alerts(uow, actor, consignment_id)["items"]
+        alerts = [_alert_view(r) for r in conn.execute(
+            select(monitoring_alerts, consignments.c.transport_document)
+            .join(consignments, consignments.c.id == monitoring_alerts.c.consignment_id)
+            .where(monitoring_alerts.c.consignment_id == consignment_id)
+            .order_by(monitoring_alerts.c.id.desc()).limit(100)).mappings()]
     if equipment_number is not None:
         numbers = {u["number"] for u in units.values()}
         alerts = [a for a in alerts if a["equipment"] in numbers or a["equipment"] is None]
@@ -1029,15 +1068,15 @@ def _timeline_entry(row: Mapping[str, Any], numbers: list[str]) -> dict:
 def container_timeline(uow: UnitOfWork, actor: Actor, number: str) -> dict:
     """The timeline of a container (or wagon, barge, flight) on its latest consignment the actor
     may see."""
-    with uow.read() as conn:
+    with uow.read() as conn:       # one transaction: timeline() joins it
         query = select(equipment.c.consignment_id).where(equipment.c.number == model.compact(number))
         parties = _visible_parties(uow, actor)
         if parties is not None:
             query = query.where(equipment.c.consignment_id.in_(_visible_consignments(parties)))
-        consignment_id = conn.execute(query.order_by(equipment.c.consignment_id.desc())).scalars().first()
+        consignment_id = conn.execute(query.order_by(equipment.c.consignment_id.desc()).limit(1)).scalars().first()
         if consignment_id is None:
             raise not_found("equipment", number)
-    return timeline(uow, actor, consignment_id, number)
+        return timeline(uow, actor, consignment_id, number)
 
 
 # --- the seal record, for customs -----------------------------------------------------------------

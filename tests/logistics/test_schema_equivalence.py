@@ -1,7 +1,7 @@
 """The compiled validator (jsonschema_rs) accepts and refuses exactly what the reference
 `jsonschema` library does with the same schema: on every example document of the standard, and on
 documents made invalid (or not) by changing one thing at a time. Speed is measured by
-benchmarks/epcis_capture.py, not asserted here."""
+benchmarks/epcis.py, not asserted here."""
 
 from __future__ import annotations
 

@@ -278,10 +278,11 @@ def columns(conn: psycopg.Connection, table: str) -> list[str]:
         (table,))]
 
 
-def raw_load(source_dsn: str, target_dsn: str, folder: Path, boundary: str) -> tuple[float, int]:
+def raw_load(source_dsn: str, target_dsn: str, folder: Path, boundary: str,
+             server: ServerClock) -> tuple[float, int, float, dict[str, float]]:
     """COPY the rows capture stored (ids after `boundary`, a ULID taken just before capture) out
     of the capture database (untimed), then into the copy of the database as it was before
-    capture (timed). Returns (seconds, bytes loaded)."""
+    capture (timed). Returns (seconds, bytes loaded, server CPU seconds, seconds by table)."""
     files = {}
     with psycopg.connect(source_dsn) as source:
         for table in CAPTURED_TABLES:
@@ -295,15 +296,19 @@ def raw_load(source_dsn: str, target_dsn: str, folder: Path, boundary: str) -> t
                     out.write(data)
             files[table] = (path, listed)
     with psycopg.connect(target_dsn) as target:
+        theirs = server.seconds()
         started = time.perf_counter()
         size = 0
+        by_table = {}
         with target.transaction():
             for table, (path, names) in files.items():
+                begun = time.perf_counter()
                 with path.open("rb") as data, target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                     while block := data.read(1 << 20):
                         copy.write(block)
                         size += len(block)
-        return time.perf_counter() - started, size
+                by_table[table] = time.perf_counter() - begun
+        return time.perf_counter() - started, size, server.seconds() - theirs, by_table
 
 
 def main() -> None:
@@ -377,8 +382,8 @@ def main() -> None:
         latencies, entries = timelines(uow, officer, trains, args.queries, random.Random(11))
         engine.dispose()
 
-        raw_seconds, raw_bytes = raw_load(cluster.dsn("bench_capture"), cluster.dsn("bench_raw"), Path(scratch),
-                                          boundary)
+        raw_seconds, raw_bytes, raw_server_cpu, raw_tables = raw_load(
+            cluster.dsn("bench_capture"), cluster.dsn("bench_raw"), Path(scratch), boundary, server)
 
     rate = captured / elapsed
     raw_rate = captured / raw_seconds
@@ -395,6 +400,7 @@ def main() -> None:
         "timeline_p99_ms_at_tenth": round(percentile(early, 0.99), 2) if early else None,
         "validate_events_per_s": round(validate_rate), "parcels_per_bag": PARCELS,
         "raw_copy_events_per_s": round(raw_rate), "raw_copy_mb": round(raw_bytes / 1e6),
+        "raw_server_cpu_us_per_event": round(raw_server_cpu / captured * 1e6, 1),
         "capture_share_of_raw": round(rate / raw_rate, 3),
         "prepare_seconds": round(prepared, 1),
     }
@@ -409,7 +415,9 @@ def main() -> None:
           f"p99 {figures['timeline_p99_ms_at_tenth']} ms with a tenth of the events stored)")
     print(f"peak memory (this process):       {figures['peak_memory_mb']:>9,} MB")
     print(f"raw COPY of the same rows:        {figures['raw_copy_events_per_s']:>9,} events/s "
-          f"({figures['raw_copy_mb']} MB)")
+          f"({figures['raw_copy_mb']} MB; PostgreSQL CPU {figures['raw_server_cpu_us_per_event']} us/event)")
+    print("  by table: " + ", ".join(f"{t} {raw_tables[t] / raw_seconds:.0%}"
+                                     for t in sorted(raw_tables, key=raw_tables.get, reverse=True)[:5]))
     print(f"capture / raw:                    {figures['capture_share_of_raw']:>9}")
     print(json.dumps(figures))
 

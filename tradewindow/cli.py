@@ -76,8 +76,10 @@ def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="POR
     import uvicorn
 
     if workers > 1:
+        from tradewindow.web.server import HTTP_PROTOCOL  # Nagle off: see tradewindow/web/server.py
+
         uvicorn.run("tradewindow.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning")
+                    log_level="warning", http=HTTP_PROTOCOL)
         return
     from tradewindow.web.app import create_app
 

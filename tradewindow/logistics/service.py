@@ -340,8 +340,8 @@ class _Capture:
     def prepare(self, conn: Any, facts: Sequence[EventFacts]) -> None:
         """Read, in a few set-based queries, everything applying `facts` will look at: the open
         containment rows of every child an aggregation adds and of every parent one empties, the
-        equipment found inside what the events name (at any time: each event picks its moment),
-        and which of all these EPCs are equipment."""
+        equipment found inside what the events name at any moment of theirs (each event then picks
+        its own), and which of all these EPCs are equipment."""
         adding: set[str] = set()
         emptying: set[str] = set()
         named: set[str] = set()
@@ -364,11 +364,14 @@ class _Capture:
             self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
         self._look_up_units(conn, named | adding)
         is_unit = exists(select(equipment.c.id).where(equipment.c.epc == containment.c.child_epc))
+        # Only what was inside while these events happened: a wagon's trains of past years stay unread.
+        first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
+        during = and_(containment.c.since <= last, or_(containment.c.until.is_(None), containment.c.until > first))
         frontier, seen = set(named), set(named)
         while frontier:
             found: set[str] = set()
             for where in _among(conn, containment.c.parent_epc, frontier):
-                rows = conn.execute(select(containment).where(where, is_unit)).mappings().all()
+                rows = conn.execute(select(containment).where(where, is_unit, during)).mappings().all()
                 self._add_stored(rows)
                 found.update(r["child_epc"] for r in rows)
             found.update(c for p in frontier for c in carried.get(p, ()) if self.units_by_epc.get(c))

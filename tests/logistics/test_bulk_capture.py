@@ -5,6 +5,7 @@ concern which equipment, where each unit is and which seal it carries, stops rea
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import timedelta
 
 import pytest
@@ -26,7 +27,7 @@ from tradewindow.logistics.tables import (
     seals,
     tracked_events,
 )
-from tradewindow.platform.db import clock_at
+from tradewindow.platform.db import UnitOfWork, clock_at
 
 ROUTE = ["CNTNR", "CNAKU", "PLMAL", "DEDUI"]
 PLACES = [*ROUTE, "RUMOW"]                   # Moscow: not on the planned route
@@ -182,3 +183,27 @@ def test_capturing_a_document_again_changes_nothing(trains):
     assert again["captured"] == 0 and again["repeated"] == len(events)
     assert train.stored(trains) == first
     assert {a[0] for a in first["alerts"]} >= {"seal_broken", "off_route"}
+
+
+@pytest.mark.postgres
+def test_two_captures_of_one_document_at_once_store_each_event_once(trains, engine):
+    scenario = [(1, ("load", 0, "ADD")), (2, ("move", "CNTNR", "departing")), (3, ("seal", 1, "broken"))]
+    train = Train(trains)
+    events = train.events(scenario)
+    results: list[dict] = []
+    barrier = threading.Barrier(2)
+
+    def capture() -> None:
+        barrier.wait()
+        results.append(service.capture(UnitOfWork(engine), trains["carrier"], document(*events)))
+
+    threads = [threading.Thread(target=capture) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2                  # the second waits, then finds the events stored: repeats
+    assert sorted(r["captured"] for r in results) == [0, len(events)]
+    stored = train.stored(trains)
+    assert stored["events"] == len(events)
+    assert [a[0] for a in stored["alerts"]] == ["seal_broken"]

@@ -29,6 +29,7 @@ decides parcels of the same buyers at the same moment: year totals are read once
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import marshal
@@ -38,6 +39,7 @@ import resource
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -64,6 +66,7 @@ from tradewindow.tariff import service as tariff_service
 PARTITION_BYTES = 16 * 1024 * 1024
 MAX_PARTITIONS = 2048              # 16 MiB each: 32 GiB of input (10 million parcels are ~17 GiB)
 IN_CHUNK = 2000                     # numbers per IN (...) look-up
+KINDS = tuple(Kind)     # iterating the enum itself costs a generator each time
 KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
 NUMBER_FIELD = {Kind.ORDER: "order_no", Kind.PAYMENT: "payment_no", Kind.WAYBILL: "waybill_no"}
@@ -240,7 +243,7 @@ def _fen(value: int) -> str:
 def _hashed(record: model.Record) -> tuple[str, str]:
     """(content hash, body text): `model.content_hash`'s JSON text serves as the stored body too
     (one encoding per record; tests hold the hash equal to the model's)."""
-    text = json.dumps(model.canonical(record), sort_keys=True, ensure_ascii=False)
+    text = model.canonical_text(record)
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
@@ -354,8 +357,8 @@ class _Stored:
     """What the database already holds for a partition's orders and numbers."""
 
     def __init__(self) -> None:
-        self.by_number: dict[Kind, dict[str, Any]] = {k: {} for k in Kind}
-        self.by_order: dict[Kind, dict[str, Any]] = {k: {} for k in Kind}
+        self.by_number: dict[Kind, dict[str, Any]] = {k: {} for k in KINDS}
+        self.by_order: dict[Kind, dict[str, Any]] = {k: {} for k in KINDS}
         self.parcels: dict[str, dict] = {}
 
     @classmethod
@@ -438,7 +441,7 @@ class _Clearing:
         parsed: dict[str, dict[Kind, list[_Doc]]] = {}
         numbers: dict[Kind, list[str]] = {Kind.PAYMENT: [], Kind.WAYBILL: []}
         for order_no in order_nos:
-            docs: dict[Kind, list[_Doc]] = {k: [] for k in Kind}
+            docs: dict[Kind, list[_Doc]] = {k: [] for k in KINDS}
             for kind, line_no, obj in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
                 try:
                     record = model.parse_record(kind, obj)
@@ -453,7 +456,7 @@ class _Clearing:
                     numbers[kind].append(record.number)
             parsed[order_no] = docs
         now = self._time(utcnow())
-        waiting_rows: dict[Kind, list[tuple]] = {k: [] for k in Kind}
+        waiting_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
         with self.uow.read() as conn:   # computing reads only; the writes follow in a short transaction
             stored = _Stored.load(conn, order_nos, numbers, self.any_docs, self.any_parcels)
             self.lines.lookup = tariff_service.tariff_lookup(self.uow)
@@ -475,7 +478,7 @@ class _Clearing:
                     continue
                 senders = {kind: (rows[kind][3 if kind is not Kind.ORDER else 4] if kind in rows
                                   else stored.by_number[kind][standing[kind].number]["sender_id"])
-                           for kind in Kind}
+                           for kind in KINDS}
                 assessment = model.assess(order, standing[Kind.PAYMENT], standing[Kind.WAYBILL],  # type: ignore[arg-type]
                                           self.lines, self.zone, self.quotes)
                 candidate = (order.buyer_id_number, order.ordered_at.isoformat(), order.order_no,  # type: ignore[union-attr]
@@ -500,7 +503,7 @@ class _Clearing:
         standing: dict[Kind, Any] = {}
         new: dict[Kind, _Doc] = {}
         sender_of = {Kind.ORDER: None}
-        for kind in Kind:
+        for kind in KINDS:
             for doc in docs[kind]:
                 record = doc.record
                 sender = self._sender(kind, record) if kind is Kind.ORDER else self.actor.enterprise_id
@@ -559,7 +562,7 @@ class _Clearing:
             totals = self._year_totals(conn, keys)
             outcomes = model.decide_batch(candidates, {k: from_minor_units(v) for k, v in totals.items()},
                                           self.sampling)
-            doc_rows: dict[Kind, list[tuple]] = {k: [] for k in Kind}
+            doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows = []
             counted: dict[tuple[str, int], list[int]] = {}
             for e in entries:
@@ -640,7 +643,7 @@ class _Clearing:
 
 
 def _order_no(docs: dict[Kind, list[_Doc]]) -> str:
-    for kind in Kind:
+    for kind in KINDS:
         if docs[kind]:
             return docs[kind][0].record.order_no
     raise AssertionError("an empty group")
@@ -729,6 +732,21 @@ def _match_worker(clearing: _Clearing, worker: int, workers: int, losers: set[tu
         raise
 
 
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """A run makes millions of small objects (records, rows, candidates) that form no reference
+    cycles: the cyclic garbage collector would walk the live ones again every few hundred
+    allocations. Reference counting frees everything meanwhile; it resumes when the run is done."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
           results: IO[str] | None = None, sampling: model.Sampling | None = None,
           partitions: int | None = None, progress: Progress | None = None,
@@ -744,7 +762,7 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
     summary = ClearSummary(partitions=k)
     sampling = sampling or service.DEFAULT_SAMPLING
     _allow_open_files(3 * k + 64)
-    with tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
+    with _cycle_collection_paused(), tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
         work = Path(temp)
         clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)
         _partition(paths, work, k, actor, summary, progress)

@@ -45,7 +45,9 @@ class Authenticator(Protocol):
     def actor_for_session(self, uow: UnitOfWork, session_secret: str) -> Actor | None: ...
 
 
-def get_uow(request: Request) -> UnitOfWork:
+async def get_uow(request: Request) -> UnitOfWork:
+    # async: it does not block, and FastAPI would run a plain function in its thread pool, a
+    # thread hop on every request.
     return UnitOfWork(request.app.state.engine)
 
 

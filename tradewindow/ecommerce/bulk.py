@@ -28,7 +28,6 @@ decides parcels of the same buyers at the same moment: year totals are read once
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
 import json
@@ -41,7 +40,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +50,7 @@ from sqlalchemy import func, select
 
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Decision, Kind, Reason
+from tradewindow.ecommerce.rates import QuoteCache, TariffLines
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.db import UnitOfWork, utcnow
@@ -59,7 +59,6 @@ from tradewindow.platform.ids import new_id
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
-from tradewindow.tariff import model as tariff_model
 from tradewindow.tariff import service as tariff_service
 
 # Raw bytes of input per partition: what one partition holds in memory at a time (~16 k parcels).
@@ -144,76 +143,6 @@ class ClearSummary:
                 "decided_before": self.decided_before, "waiting": self.waiting, "decisions": self.decisions,
                 "reasons": dict(sorted(self.reasons.items())),
                 "taxes": {k: format_amount(from_minor_units(v)) for k, v in self.taxes.items()}}
-
-
-class QuoteCache:
-    """`model.quote_order` once per distinct request: the quote depends on the day, the customs
-    value and the items' codes, quantities, prices and origins, and on nothing else of the order.
-    Bounded: cleared when full."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self.quotes: dict[Any, Any] = {}
-        self.hits = self.misses = 0
-
-    def __call__(self, order: model.Order, on_date: date, lookup: Any) -> tariff_model.Quote:
-        key = (on_date, order.customs_value,
-               tuple((i.tariff_code, i.quantity, i.unit_price, i.origin) for i in order.items))
-        found = self.quotes.get(key)
-        if found is None:
-            self.misses += 1
-            if len(self.quotes) >= self.size:
-                self.quotes.clear()
-            try:
-                # kept without its items' explanations: assess reads the totals and the flag only
-                found = dataclasses.replace(model.quote_order(order, on_date, lookup), items=())
-            except ValidationFailed as refused:
-                found = refused
-            self.quotes[key] = found
-        else:
-            self.hits += 1
-        if isinstance(found, ValidationFailed):
-            raise found
-        return found
-
-
-class _Line:
-    """A tariff line whose rates in force are computed once per day (`model.assess` asks for
-    them for every item)."""
-
-    __slots__ = ("_by_day", "_measures", "line")
-
-    def __init__(self, measures: tariff_model.LineMeasures) -> None:
-        self._measures, self.line, self._by_day = measures, measures.line, {}
-
-    def in_force(self, day: date) -> tariff_model.RatesInForce:
-        found = self._by_day.get(day)
-        if found is None:
-            found = self._by_day[day] = self._measures.in_force(day)
-        return found
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._measures, name)
-
-
-class _Lines:
-    """The lookup `model.assess` reads: the tariff's lines, each wrapped once."""
-
-    def __init__(self) -> None:
-        self.lookup: Any = None
-        self.lines: dict[str, _Line | None] = {}
-
-    def line(self, code: str) -> _Line | None:
-        if code not in self.lines:
-            found = self.lookup.line(code)
-            self.lines[code] = _Line(found) if found is not None else None
-        return self.lines[code]
-
-    def agreements(self) -> Any:
-        return self.lookup.agreements()
-
-    def exchange_rate(self, currency: str, day: date) -> Any:
-        return self.lookup.exchange_rate(currency, day)
 
 
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -395,7 +324,7 @@ class _Clearing:
         self.work, self.k, self.results, self.progress = work, k, results, progress
         self.zone = ZoneInfo(get_settings().time_zone)
         self.quotes = QuoteCache()
-        self.lines = _Lines()
+        self.lines = TariffLines()
         self.ids = _Ids()
         self.platforms: dict[str, str | None] = {}
         self.postgres = uow.dialect == "postgresql"

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import JSON, bindparam, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -40,6 +40,7 @@ from tradewindow.bonded import service as bonded_service
 from tradewindow.bonded.model import InsufficientStock
 from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
+from tradewindow.ecommerce.rates import QuoteCache, TariffLines
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
@@ -230,11 +231,14 @@ class _Decided:
 
 
 def _settle(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, year_total: Decimal,
-            sampling: model.Sampling, zone: ZoneInfo, lookup: Any, quoter: Any = model.quote_order) -> _Decided:
+            sampling: model.Sampling, zone: ZoneInfo, lookup: Any, quoter: Any = model.quote_order,
+            known: Mapping[Kind, model.Record] | None = None) -> _Decided:
     """A parcel's decision, under its buyer's lock (bonded goods drawn now); `_write_decisions`
-    stores it."""
-    payment = model.parse_payment(documents["payment_body"])
-    waybill = model.parse_waybill(documents["waybill_body"])
+    stores it. `known`: the parcel's documents already parsed, as stored (else read from their
+    bodies)."""
+    known = known or {}
+    payment = known.get(Kind.PAYMENT) or model.parse_payment(documents["payment_body"])
+    waybill = known.get(Kind.WAYBILL) or model.parse_waybill(documents["waybill_body"])
     assessment = model.assess(order, payment, waybill, lookup, zone, quoter)
     outcome = model.decide(assessment, year_total, sampling.draws(order.order_no))
     if order.bonded_warehouse and outcome.decision is not Decision.REJECT:
@@ -265,7 +269,7 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
     if not decided:
         return
     conn, now = uow.conn, utcnow()
-    conn.execute(insert(cbec_parcels), [d.row for d in decided])
+    _insert_rows(uow, conn, cbec_parcels, [d.row for d in decided])
     totals: dict[tuple[str, int], list[int]] = {}
     for d in decided:
         if d.outcome.counted:
@@ -336,11 +340,14 @@ def decide_pending(uow: UnitOfWork, sampling: model.Sampling | None = None,
 
 
 def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sampling | None = None,
-                  on_decided: Callable[[dict], None] | None = None) -> int:
+                  on_decided: Callable[[dict], None] | None = None,
+                  known: Mapping[str, Mapping[Kind, model.Record]] | None = None) -> int:
     """Decide the named orders' parcels that are complete and undecided, a chunk per transaction:
     every buyer-year of a chunk locked first, in sorted order (so two workers never deadlock),
     then, under those locks, the parcels not decided yet decided in the batch rule's order and
-    stored together. The stream worker's batch step; returns how many were decided."""
+    stored together. The stream worker's batch step; returns how many were decided. `known`: by
+    order number, documents this batch has just stored, already parsed (the others are read from
+    their stored bodies)."""
     sampling = sampling or DEFAULT_SAMPLING
     zone = _zone()
     wanted = sorted(set(order_nos))
@@ -350,20 +357,23 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
             found = _complete_documents(conn, wanted[start:start + CHUNK])
             if not found:
                 continue
-            ready = sorted(((model.parse_order(d["order_body"]), d) for d in found),
+            known = known or {}
+            ready = sorted(((known.get(d["order_no"], {}).get(Kind.ORDER) or model.parse_order(d["order_body"]), d)
+                            for d in found),
                            key=lambda pair: model.batch_key(pair[0].buyer_id_number, pair[0].ordered_at,
                                                             pair[0].order_no))
             totals = _lock_years(uow, sorted({(o.buyer_id_number, model.limit_year(o, zone)) for o, _ in ready}))
             # Under the locks: a concurrent worker may have decided some of them meanwhile.
             done = set(conn.execute(select(cbec_parcels.c.order_no).where(
                 cbec_parcels.c.order_no.in_([o.order_no for o, _ in ready]))).scalars())
-            lookup, quotes = tariff_service.tariff_lookup(uow), _QuoteMemo()
+            lookup, quotes = TariffLines(tariff_service.tariff_lookup(uow)), QuoteCache()
             settled = []
             for order, documents in ready:
                 if order.order_no in done:
                     continue
                 key = (order.buyer_id_number, model.limit_year(order, zone))
-                result = _settle(uow, documents, order, totals[key], sampling, zone, lookup, quotes)
+                result = _settle(uow, documents, order, totals[key], sampling, zone, lookup, quotes,
+                                 known.get(order.order_no))
                 totals[key] = result.outcome.year_total_after
                 settled.append(result)
             _write_decisions(uow, settled)
@@ -374,33 +384,25 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
     return decided
 
 
-class _QuoteMemo:
-    """`model.quote_order` once per distinct request within one batch (the quote depends on the
-    day, the customs value and the items' codes, quantities, prices and origins only)."""
-
-    def __init__(self) -> None:
-        self.quotes: dict[Any, Any] = {}
-
-    def __call__(self, order: model.Order, on_date: Any, lookup: Any) -> Any:
-        key = (on_date, order.customs_value,
-               tuple((i.tariff_code, i.quantity, i.unit_price, i.origin) for i in order.items))
-        if key not in self.quotes:
-            try:
-                self.quotes[key] = model.quote_order(order, on_date, lookup)
-            except ValidationFailed as refused:
-                self.quotes[key] = refused
-        found = self.quotes[key]
-        if isinstance(found, ValidationFailed):
-            raise found
-        return found
-
-
 def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Decimal]:
     """The buyers' totals for their years, every row locked until the transaction ends, taken in
     the sorted order of `keys`."""
     if not keys:
         return {}
     conn, now = uow.conn, utcnow()
+    if uow.dialect == "postgresql":
+        # The keys as two arrays: two short statements whatever their number (a VALUES list or an
+        # IN of thousands of pairs costs more to compile and parse than to run).
+        buyers, years = [b for b, _ in keys], [y for _, y in keys]
+        conn.exec_driver_sql(
+            "INSERT INTO cbec_buyer_years (buyer_id_number, year, total_fen, parcels, updated_at) "
+            "SELECT b, y, 0, 0, %s FROM unnest(%s::varchar[], %s::int[]) AS k(b, y) "
+            "ON CONFLICT (buyer_id_number, year) DO NOTHING", (now, buyers, years))
+        rows = conn.exec_driver_sql(
+            "SELECT t.buyer_id_number, t.year, t.total_fen FROM cbec_buyer_years t "
+            "JOIN unnest(%s::varchar[], %s::int[]) AS k(b, y) ON t.buyer_id_number = k.b AND t.year = k.y "
+            "ORDER BY t.buyer_id_number, t.year FOR UPDATE OF t", (buyers, years))
+        return {(b, y): from_minor_units(total) for b, y, total in rows}
     dialect_insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     conn.execute(dialect_insert(cbec_buyer_years).values(
         [{"buyer_id_number": b, "year": y, "total_fen": 0, "parcels": 0, "updated_at": now} for b, y in keys])
@@ -439,8 +441,8 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
     outcomes: list[str | Problem] = []
     now = utcnow()
     for (actor, kind, record), sender in zip(records, senders, strict=True):
-        body = model.canonical(record)
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        body = model.canonical_text(record)
+        digest = hashlib.sha256(body.encode()).hexdigest()
         name = TABLES[kind][1].name
         if (kind, record.number) in held:
             first_hash, first_sender = held[(kind, record.number)]
@@ -454,7 +456,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
             continue
         held[(kind, record.number)] = (digest, sender)
         row: dict[str, Any] = {"id": new_id(), name: record.number, "sender_id": sender, "content_hash": digest,
-                               "body": body, "received_at": now}
+                               "body": _Text(body), "received_at": now}
         if isinstance(record, model.Order):
             row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}
         else:
@@ -465,10 +467,43 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
                                    None, {"order_no": record.order_no}))
         outcomes.append("created")
     for kind, new in rows.items():
-        if new:
-            conn.execute(insert(TABLES[kind][0]), new)
+        _insert_rows(uow, conn, TABLES[kind][0], new)
     record_audits(conn, audits)
     return outcomes
+
+
+class _Text(str):
+    """A JSON column's value already written as JSON text (the canonical body)."""
+
+    __slots__ = ()
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _insert_rows(uow: UnitOfWork, conn: Connection, table: Any, rows: list[dict]) -> None:
+    """Insert many rows of one of this context's tables (all with the same keys): by COPY on
+    PostgreSQL, a fraction of an INSERT per row; a unique violation is a Conflict, as an INSERT's."""
+    if not rows:
+        return
+    if uow.dialect != "postgresql":
+        conn.execute(insert(table), [{k: json.loads(v) if type(v) is _Text else v for k, v in row.items()}
+                                     for row in rows])
+        return
+    import psycopg  # only where PostgreSQL is used
+
+    columns = tuple(rows[0])
+    as_json = [isinstance(table.c[name].type, JSON) for name in columns]
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([(value if type(value) is _Text else _json_text(value))
+                                if json_column and value is not None else value
+                                for json_column, value in zip(as_json, (row[name] for name in columns), strict=True)])
+    except psycopg.errors.IntegrityError as exc:
+        raise Conflict(f"{table.name}: {exc.diag.message_detail or exc}", "duplicate") from exc
 
 
 def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
@@ -511,10 +546,13 @@ def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
             except Conflict:
                 with uow.read() as conn:
                     stored.append(_compare(conn, kind, record, sender) or "repeat")
-    for (index, _, _, _), outcome in zip(parsed, stored, strict=True):
+    known: dict[str, dict[Kind, model.Record]] = {}
+    for (index, _, kind, record), outcome in zip(parsed, stored, strict=True):
         outcomes[index] = [outcome] if isinstance(outcome, Problem) else outcome
+        if outcome == "created":      # stored as parsed here: the parcel's deciding need not read it back
+            known.setdefault(record.order_no, {})[kind] = record
     decide_orders(uow, [record.order_no for (index, _, _, record) in parsed
-                        if not isinstance(outcomes[index], list)], sampling)
+                        if not isinstance(outcomes[index], list)], sampling, known=known)
     return outcomes
 
 

@@ -31,7 +31,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import JSON, String, any_, bindparam, case, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -196,10 +197,18 @@ def _complete_documents(conn: Connection, order_nos: list[str] | None = None, li
              .outerjoin(cbec_parcels, cbec_parcels.c.order_no == o.c.order_no)
              .where(cbec_parcels.c.order_no.is_(None)))
     if order_nos is not None:
-        query = query.where(o.c.order_no.in_(order_nos))
+        query = query.where(_among(conn, o.c.order_no, order_nos))
     else:
         query = query.order_by(o.c.buyer_id_number, o.c.ordered_at, o.c.order_no).limit(limit)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _among(conn: Connection, column: Any, values: list[str]) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`: one parameter however many values,
+    so the statement is compiled once and not re-parsed for each length."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(list(values), ARRAY(String)))
+    return column.in_(values)
 
 
 def _lock_year(uow: UnitOfWork, buyer: str, year: int) -> Decimal:
@@ -365,7 +374,7 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
             totals = _lock_years(uow, sorted({(o.buyer_id_number, model.limit_year(o, zone)) for o, _ in ready}))
             # Under the locks: a concurrent worker may have decided some of them meanwhile.
             done = set(conn.execute(select(cbec_parcels.c.order_no).where(
-                cbec_parcels.c.order_no.in_([o.order_no for o, _ in ready]))).scalars())
+                _among(conn, cbec_parcels.c.order_no, [o.order_no for o, _ in ready]))).scalars())
             lookup, quotes = TariffLines(tariff_service.tariff_lookup(uow)), QuoteCache()
             settled = []
             for order, documents in ready:
@@ -429,13 +438,13 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
         table, number = TABLES[kind]
         for start in range(0, len(numbers), CHUNK):
             for row in conn.execute(select(number, table.c.content_hash, table.c.sender_id)
-                                    .where(number.in_(numbers[start:start + CHUNK]))):
+                                    .where(_among(conn, number, numbers[start:start + CHUNK]))):
                 held[(kind, row[0])] = (row[1], row[2])
         if kind is not Kind.ORDER:
             orders = sorted({r.order_no for _, k, r in records if k is kind})
             for start in range(0, len(orders), CHUNK):
-                order_taken.update((kind, o) for o in conn.execute(
-                    select(table.c.order_no).where(table.c.order_no.in_(orders[start:start + CHUNK]))).scalars())
+                taken = select(table.c.order_no).where(_among(conn, table.c.order_no, orders[start:start + CHUNK]))
+                order_taken.update((kind, o) for o in conn.execute(taken).scalars())
     rows: dict[Kind, list[dict]] = {kind: [] for kind in Kind}
     audits = []
     outcomes: list[str | Problem] = []

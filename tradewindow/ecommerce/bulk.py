@@ -81,6 +81,7 @@ YEAR_COLUMNS = ("buyer_id_number", "year", "total_fen", "parcels", "updated_at")
 TABLE_OF = {Kind.ORDER: cbec_orders, Kind.PAYMENT: cbec_payments, Kind.WAYBILL: cbec_waybills}
 FILE_OF = {Kind.ORDER: "orders", Kind.PAYMENT: "payments", Kind.WAYBILL: "waybills"}
 REFUSED_KEPT = 100
+TAX_NAMES = ("duty", "consumption_tax", "vat", "total_tax")
 
 Progress = Callable[[str, int], None]
 MALFORMED = Problem("", "malformed_json", "This line is not a JSON object.")
@@ -100,8 +101,7 @@ class ClearSummary:
     reasons: dict[str, int] = field(default_factory=dict)
     decided_before: int = 0
     waiting: int = 0
-    taxes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("duty", "consumption_tax", "vat", "total_tax"), 0))     # fen, released and inspected parcels
+    taxes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TAX_NAMES, 0))  # fen, released and inspected
     partitions: int = 0
 
     def refuse(self, kind: Kind, line: int, problems: list[Problem]) -> None:
@@ -111,13 +111,16 @@ class ClearSummary:
             self.refused_lines.append({"file": FILE_OF[kind], "line": line,
                                        "errors": [p.as_dict() for p in problems]})
 
-    def count(self, result: dict) -> None:
+    def count(self, result: dict, taxes: tuple[int, int, int, int] | None = None) -> None:
+        """Count a result; `taxes`: its duty, consumption tax, VAT and total in fen when known."""
         self.decisions[result["decision"]] += 1
         for reason in result["reasons"]:
             self.reasons[reason] = self.reasons.get(reason, 0) + 1
         if result["decision"] != Decision.REJECT.value:
-            for name in self.taxes:
-                self.taxes[name] += to_minor_units(Decimal(result[name]))
+            if taxes is None:
+                taxes = tuple(to_minor_units(Decimal(result[name])) for name in TAX_NAMES)  # type: ignore[assignment]
+            for name, fen in zip(TAX_NAMES, taxes, strict=True):  # type: ignore[arg-type]
+                self.taxes[name] += fen
 
     def merge(self, other: ClearSummary) -> None:
         """Add what another worker's part of the same run counted (pass 2)."""
@@ -494,8 +497,8 @@ class _Clearing:
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows = []
             counted: dict[tuple[str, int], list[int]] = {}
-            for e in entries:
-                (buyer, ordered_at, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
+            for e, candidate in zip(entries, candidates, strict=True):
+                (buyer, _, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
                  payment_sender, logistics_sender, rows) = e
                 outcome = outcomes[order_no]
                 for char, row in rows.items():
@@ -509,14 +512,14 @@ class _Clearing:
                 if counted_fen:
                     slot[0], slot[1] = after, slot[1] + 1
                 parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
-                                    logistics_sender, self._time(datetime.fromisoformat(ordered_at)), decision,
+                                    logistics_sender, self._time(candidate.ordered_at), decision,
                                     json.dumps(reasons), "decided", value, duty, ctax, vat,
                                     duty + ctax + vat, counted_fen, after, stamp, None, None))
                 result = {"order_no": order_no, "waybill_no": waybill_no, "buyer_id_number": model.mask_id(buyer),
                           "decision": decision, "reasons": reasons, "customs_value": _fen(value),
                           "duty": _fen(duty), "consumption_tax": _fen(ctax), "vat": _fen(vat),
                           "total_tax": _fen(duty + ctax + vat), "buyer_year_total_after": _fen(after)}
-                self._write_result(result)
+                self._write_result(result, (duty, ctax, vat, duty + ctax + vat))
             self._store(conn, doc_rows)
             self._copy(conn, "cbec_parcels", PARCEL_COLUMNS, parcel_rows)
             self._store_years(conn, counted, set(totals), stamp)
@@ -565,8 +568,8 @@ class _Clearing:
             marks = ", ".join("?" for _ in columns)
             conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
-    def _write_result(self, result: dict) -> None:
-        self.summary.count(result)
+    def _write_result(self, result: dict, taxes: tuple[int, int, int, int] | None = None) -> None:
+        self.summary.count(result, taxes)
         if self.results is not None:
             self.results.write(json.dumps(result, ensure_ascii=False) + "\n")
 

@@ -291,6 +291,9 @@ class LineMeasures:
 
     line: TariffLine
     measures: tuple[Measure, ...] = ()
+    # The rates in force per day, worked out once: a quote asks for them several times per item,
+    # and lines are cached per process. Never part of equality; the answer is immutable.
+    _by_day: dict[date, RatesInForce] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def code(self) -> str:
@@ -299,6 +302,14 @@ class LineMeasures:
     def in_force(self, day: date) -> RatesInForce:
         """The measures in force on `day`. Should the data hold two of one key on one day (the
         schedule parser refuses that), the one that started last wins: it is the newer decision."""
+        rates = self._by_day.get(day)
+        if rates is None:
+            if len(self._by_day) >= 64:     # a long historical run must not grow it without bound
+                self._by_day.clear()
+            rates = self._by_day[day] = self._work_out(day)
+        return rates
+
+    def _work_out(self, day: date) -> RatesInForce:
         current: dict[tuple[str, str | None, str | None, str | None], Measure] = {}
         for measure in self.measures:
             if measure.in_force(day):

@@ -17,6 +17,7 @@ from tradewindow.platform import jobs as jobs_module
 from tradewindow.platform import outbox
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.outbox import relay_pending
+from tradewindow.platform.settings import get_settings
 from tradewindow.platform.worker import Worker
 
 
@@ -84,7 +85,10 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1; private webhook addresses are allowed while it runs."""
+    monkeypatch.setenv("TRADEWINDOW_WEBHOOK_PRIVATE_ADDRESSES", "true")
+    get_settings.cache_clear()
     state: Receiver
 
     class Handler(BaseHTTPRequestHandler):

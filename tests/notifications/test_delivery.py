@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tests.notifications.conftest import notify, relay, run_worker
 from tradewindow.notifications import service
 from tradewindow.notifications.model import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+from tradewindow.platform.settings import get_settings
 from tradewindow.platform.tables import jobs
 
 pytestmark = pytest.mark.usefixtures("installed")
@@ -160,3 +161,19 @@ def test_relaying_twice_never_delivers_twice(world, db, receiver):
     run_worker(db)
     run_worker(db)
     assert len(receiver.requests) == 1
+
+
+def test_a_receiver_that_resolves_to_the_platforms_own_network_is_never_posted_to(
+        world, db, receiver, fast_retries, monkeypatch):
+    # "localhost" resolves to loopback: once private addresses are no longer allowed (a real
+    # deployment), each try is refused before connecting and logged, and the receiver sees nothing.
+    subscription = service.create_subscription(world.uow, world["trader"],
+                                               receiver.url.replace("127.0.0.1", "localhost"), ["*"])
+    monkeypatch.setenv("TRADEWINDOW_WEBHOOK_PRIVATE_ADDRESSES", "false")
+    get_settings.cache_clear()
+    notify(world.uow, world.enterprises["trader"]["id"])
+    run_worker(db)
+    assert receiver.requests == []
+    [dead] = deliveries(world, subscription)
+    assert dead["status"] == "dead"
+    assert all("non-public address" in a["error"] for a in dead["attempt_log"])

@@ -112,3 +112,17 @@ def test_retries_follow_the_schedule_then_give_up():
     assert model.max_attempts(schedule) == 3
     assert model.max_attempts() == len(model.RETRY_SCHEDULE) + 1
     assert sum(model.RETRY_SCHEDULE, timedelta()) >= timedelta(hours=12)   # a night's outage is survived
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost:8000/hook", "http://127.0.0.1/hook", "http://10.1.2.3/hook", "http://192.168.0.9/",
+    "http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/", "http://[fd00::1]/", "http://0.0.0.0/",
+])
+def test_a_webhook_to_this_machine_or_its_network_is_refused_unless_allowed(url):
+    assert [(p.path, p.code) for p in validate_subscription(url, ["*"]).items] == [("url", "private_address")]
+    assert not validate_subscription(url, ["*"], allow_private=True)
+
+
+def test_a_webhook_to_a_public_address_or_name_is_accepted():
+    assert not validate_subscription("https://203.0.113.7.nip.example/hook", ["*"])
+    assert not validate_subscription("https://8.8.8.8/hook", ["*"])

@@ -143,3 +143,10 @@ def test_a_delivery_still_being_tried_cannot_be_redelivered(world):
     with pytest.raises(Conflict) as refused:
         service.redeliver(world.uow, world["trader"], delivery["id"])
     assert refused.value.code == "delivery_in_progress"
+
+
+def test_a_subscription_to_a_cloud_metadata_address_is_refused(client, as_user):
+    response = client.post("/api/v1/webhooks", headers=as_user("trader"),
+                           json={"url": "http://169.254.169.254/latest/meta-data/", "codes": ["*"]})
+    assert response.status_code == 422
+    assert [(e["path"], e["code"]) for e in response.json()["errors"]] == [("url", "private_address")]

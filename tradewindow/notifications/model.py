@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import string
@@ -153,13 +154,38 @@ def matches(filters: Sequence[str], code: str) -> bool:
     return False
 
 
-def validate_subscription(url: str, codes: Sequence[str]) -> Problems:
+def is_public_address(address: str) -> bool:
+    """True for an address on the internet at large: not loopback, private, link-local (cloud
+    metadata services live there), multicast or reserved."""
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_global
+    except ValueError:
+        return False
+
+
+def names_own_network(hostname: str) -> bool:
+    """A host name that is plainly this machine or its network, without asking DNS (which the
+    delivery does, just before each POST)."""
+    name = hostname.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return False
+    return not is_public_address(name)
+
+
+def validate_subscription(url: str, codes: Sequence[str], allow_private: bool = False) -> Problems:
     problems = Problems()
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.add("url", "invalid_url", "The webhook URL must be an absolute http or https URL.")
     elif parts.username or parts.password:
         problems.add("url", "invalid_url", "Put no credentials in the URL; verify our signature instead.")
+    elif not allow_private and names_own_network(parts.hostname):
+        problems.add("url", "private_address", "Webhooks go to public addresses only, not to loopback, "
+                     "private or link-local ones.")
     if len(url) > 2000:
         problems.add("url", "too_long", "The webhook URL is longer than 2000 characters.")
     if not codes:

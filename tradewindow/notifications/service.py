@@ -8,9 +8,11 @@ and webhooks are POSTed by the worker's "webhooks" queue, never by the request t
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, insert, select, update
@@ -32,6 +34,7 @@ from tradewindow.platform.errors import Conflict, ValidationFailed, not_found, r
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import DatabaseJobQueue, handles
 from tradewindow.platform.outbox import Event
+from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 
 log = logging.getLogger("tradewindow.notifications")
@@ -181,7 +184,7 @@ def create_subscription(uow: UnitOfWork, actor: Actor, url: str, codes: list[str
     shown, together with rotate_secret's answer."""
     enterprise_id = _require_enterprise(actor)
     url, codes = url.strip(), [c.strip() for c in (codes if codes is not None else ["*"])]
-    model.validate_subscription(url, codes).raise_if_any()
+    model.validate_subscription(url, codes, get_settings().webhook_private_addresses).raise_if_any()
     with uow.transaction() as conn:
         mine = conn.execute(select(webhook_subscriptions).where(
             webhook_subscriptions.c.enterprise_id == enterprise_id,
@@ -344,6 +347,9 @@ def post_signed(url: str, secret: str, body: dict[str, Any]) -> tuple[int | None
         model.SIGNATURE_HEADER: model.sign(secret, raw, int(time.time())),
     }
     started = time.perf_counter()
+    refused = _private_destination(url)
+    if refused:
+        return None, refused, 0
     try:
         with httpx.Client(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False) as client:
             response = client.post(url, content=raw, headers=headers)
@@ -352,6 +358,24 @@ def post_signed(url: str, secret: str, body: dict[str, Any]) -> tuple[int | None
     except httpx.HTTPError as exc:
         status_code, error = None, f"{type(exc).__name__}: {exc}"[:2000]
     return status_code, error, int((time.perf_counter() - started) * 1000)
+
+
+def _private_destination(url: str) -> str | None:
+    """Why the URL may not be posted to, if its host resolves to this machine or its network: a
+    subscriber must not reach the platform's own services through us. Checked just before each
+    POST, as DNS answers change; a name rebound between this check and the connection remains a
+    gap that only an egress proxy or firewall closes."""
+    if get_settings().webhook_private_addresses:
+        return None
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError) as exc:
+        return f"The receiver's host {host!r} could not be resolved: {exc}"[:2000]
+    private = sorted(a for a in addresses if not model.is_public_address(a))
+    if private:
+        return f"Refused: {host!r} resolves to a non-public address ({', '.join(private)})."
+    return None
 
 
 def _record_attempt(uow: UnitOfWork, delivery_id: str, status_code: int | None, error: str | None,

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # The cross-border e-commerce stream is split by buyer into this many subjects (partitions).
     cbec_stream_partitions: int = 8
     worker_poll_seconds: float = 0.5
+    # Webhooks may not target loopback, private or link-local addresses (the platform's own
+    # network) unless this is set: for tests and single-machine set-ups only.
+    webhook_private_addresses: bool = False
 
 
 @lru_cache

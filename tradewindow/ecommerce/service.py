@@ -47,7 +47,7 @@ from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
-from tradewindow.platform.ids import new_id
+from tradewindow.platform.ids import new_id, new_ids
 from tradewindow.platform.jobs import handles, periodic
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
 from tradewindow.platform.outbox import append_events, event_record
@@ -449,6 +449,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
     audits = []
     outcomes: list[str | Problem] = []
     now = utcnow()
+    ids = iter(new_ids(len(records)))
     for (actor, kind, record), sender in zip(records, senders, strict=True):
         body = model.canonical_text(record)
         digest = hashlib.sha256(body.encode()).hexdigest()
@@ -464,7 +465,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
                                                               f"{kind.value}; the first one stands."))
             continue
         held[(kind, record.number)] = (digest, sender)
-        row: dict[str, Any] = {"id": new_id(), name: record.number, "sender_id": sender, "content_hash": digest,
+        row: dict[str, Any] = {"id": next(ids), name: record.number, "sender_id": sender, "content_hash": digest,
                                "body": _Text(body), "received_at": now}
         if isinstance(record, model.Order):
             row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}

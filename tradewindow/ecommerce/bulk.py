@@ -153,15 +153,18 @@ _PAIRS = [a + b for a in _BASE32 for b in _BASE32]
 
 
 class _Ids:
-    """ULIDs for many rows: a fresh `new_id()` gives the time and the first 50 random bits, a
-    counter the last 30 (a million rows cost one `new_id`, not a million)."""
+    """ULIDs for many rows: a fresh `new_id()` gives the time, 50 fresh random bits follow and a
+    counter the last 30 (a million rows cost one `new_id`, not a million). The random bits are
+    drawn here, not taken from `new_id`, whose state forked workers share."""
 
     def __init__(self) -> None:
         self.prefix, self.count = "", 1 << 30
 
     def __call__(self) -> str:
         if self.count >= (1 << 30) - 1:
-            self.prefix, self.count = new_id()[:20], 0
+            bits = int.from_bytes(os.urandom(7), "big") >> 6      # 50 bits
+            self.prefix = new_id()[:10] + "".join(_BASE32[(bits >> shift) & 31] for shift in range(45, -5, -5))
+            self.count = 0
         self.count += 1
         n = self.count
         return self.prefix + _PAIRS[n >> 20] + _PAIRS[(n >> 10) & 1023] + _PAIRS[n & 1023]
@@ -615,12 +618,28 @@ def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, loser
 def _match_in_processes(clearing: _Clearing, k: int, losers: set[tuple[str, int]], workers: int) -> None:
     """Pass 2 in `workers` forked processes, partition i to worker i mod `workers`. Each has its own
     database connections, buyer files, results piece and summary, merged here."""
+    _in_processes(clearing, workers, "matched",
+                  lambda worker: _match_partitions(clearing, range(worker, k, workers), losers, worker))
+
+
+def _decide_in_processes(clearing: _Clearing, k: int, workers: int) -> None:
+    """Pass 3 the same way: buyer partition i to worker i mod `workers`. Partitions share no buyer,
+    so each decides and stores its own in its own transactions, as one process would."""
+    def decide(worker: int) -> None:
+        for i in range(worker, k, workers):
+            clearing.decide(i)
+    _in_processes(clearing, workers, "decided", decide)
+
+
+def _in_processes(clearing: _Clearing, workers: int, stage: str, job: Callable[[int], None]) -> None:
+    """`job(worker)` in `workers` forked processes; their summaries merged and their results
+    pieces appended here, in worker order."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     parent_results, parent_summary, parent_progress = clearing.results, clearing.summary, clearing.progress
     processes = []
     for worker in range(workers):
-        process = context.Process(target=_match_worker, args=(clearing, worker, workers, losers, queue))
+        process = context.Process(target=_worker, args=(clearing, worker, stage, job, queue))
         process.start()
         processes.append(process)
     finished, failed = 0, []
@@ -628,7 +647,7 @@ def _match_in_processes(clearing: _Clearing, k: int, losers: set[tuple[str, int]
         message = queue.get()
         if message[0] == "progress":
             if parent_progress:
-                parent_progress("matched", message[1])
+                parent_progress(stage, message[1])
         else:
             finished += 1
             if message[0] == "failed":
@@ -638,9 +657,9 @@ def _match_in_processes(clearing: _Clearing, k: int, losers: set[tuple[str, int]
     for process in processes:
         process.join()
     if failed:
-        raise RuntimeError("a matching worker failed: " + failed[0])
+        raise RuntimeError(f"a worker failed ({stage}): " + failed[0])
     for worker in range(workers):
-        piece = clearing.work / f"r{worker}"
+        piece = clearing.work / f"r{stage}{worker}"
         if parent_results is not None and piece.exists():
             with open(piece, encoding="utf-8") as lines:
                 for line in lines:
@@ -648,16 +667,16 @@ def _match_in_processes(clearing: _Clearing, k: int, losers: set[tuple[str, int]
         piece.unlink(missing_ok=True)
 
 
-def _match_worker(clearing: _Clearing, worker: int, workers: int, losers: set[tuple[str, int]],
-                  queue: Any) -> None:
+def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], None], queue: Any) -> None:
     try:
         clearing.uow.engine.dispose(close=False)        # the parent's connections stay the parent's
         clearing.uow = UnitOfWork(clearing.uow.engine)
         clearing.summary = ClearSummary(partitions=clearing.k)
         clearing.progress = lambda stage, count: queue.put(("progress", count))
-        with open(clearing.work / f"r{worker}", "w", encoding="utf-8") as piece:
+        clearing.ids = _Ids()                           # ids of its own (see _Ids)
+        with open(clearing.work / f"r{stage}{worker}", "w", encoding="utf-8") as piece:
             clearing.results = piece
-            _match_partitions(clearing, range(worker, clearing.k, workers), losers, worker)
+            job(worker)
         queue.put(("done", clearing.summary))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         queue.put(("failed", repr(exc)))
@@ -685,8 +704,8 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
           work_dir: Path | None = None, workers: int | None = None) -> ClearSummary:
     """Clear the parcels of three files (see the module's docstring). `partitions` fixes K
     (default: by the files' size) and `workers` the processes that match and assess partitions
-    side by side (default: 2 on PostgreSQL, 1 on SQLite, whose writers queue anyway); results
-    depend on neither."""
+    side by side, and then decide buyer partitions side by side (default: 2 on PostgreSQL, 1 on
+    SQLite, whose writers queue anyway); results depend on neither."""
     require(actor.is_(*service.BATCH_SENDERS), "role_not_allowed",
             "Batches are sent by platforms, payment and logistics companies, or an administrator.")
     paths = {Kind.ORDER: Path(orders), Kind.PAYMENT: Path(payments), Kind.WAYBILL: Path(waybills)}
@@ -706,8 +725,11 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
             _match_partitions(clearing, range(k), losers, 0)
         else:
             _match_in_processes(clearing, k, losers, workers)
-        for i in range(k):
-            clearing.decide(i)
+        if workers == 1:
+            for i in range(k):
+                clearing.decide(i)
+        else:
+            _decide_in_processes(clearing, k, workers)
         for path in sorted(work.glob("bonded*")):
             with open(path, encoding="utf-8") as bonded_orders:
                 for line in bonded_orders:

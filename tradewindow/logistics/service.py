@@ -14,11 +14,9 @@ Who may do what:
 from __future__ import annotations
 
 import base64
-import gc
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -61,6 +59,7 @@ from tradewindow.logistics.tables import (
 )
 from tradewindow.platform import codelists
 from tradewindow.platform.auth import SYSTEM, Actor, Role
+from tradewindow.platform.bulk import cycle_collection_paused
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
@@ -460,7 +459,7 @@ def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
     whose eventID (or, without one, whose hash) is already stored is a repeat and is skipped."""
     require(actor.is_(*CAPTURERS), "role_not_allowed",
             "Events are captured by carriers, logistics companies, traders and customs.")
-    with _cycle_collection_paused():
+    with cycle_collection_paused():
         facts = check_document(document)
         assert isinstance(document, Mapping)
         try:
@@ -470,22 +469,6 @@ def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
             # A concurrent capture stored some of the same events first: the repeat skips them.
             with uow.transaction():
                 return _store(uow, actor, document, facts)
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Capture makes hundreds of thousands of small objects (facts, rows, containment) that form
-    no reference cycles, while the document it reads stays alive: the cyclic garbage collector
-    would walk all of them again every few hundred allocations, a third of capture's time. It
-    resumes when the capture is done (reference counting frees everything meanwhile)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def check_document(document: object) -> list[EventFacts]:

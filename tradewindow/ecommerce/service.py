@@ -361,6 +361,7 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
     zone = _zone()
     wanted = sorted(set(order_nos))
     decided = 0
+    lookup, quotes = TariffLines(), QuoteCache()      # for this call's chunks (a tariff change: the next call)
     for start in range(0, len(wanted), CHUNK):
         with uow.transaction() as conn:
             found = _complete_documents(conn, wanted[start:start + CHUNK])
@@ -375,7 +376,7 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
             # Under the locks: a concurrent worker may have decided some of them meanwhile.
             done = set(conn.execute(select(cbec_parcels.c.order_no).where(
                 _among(conn, cbec_parcels.c.order_no, [o.order_no for o, _ in ready]))).scalars())
-            lookup, quotes = TariffLines(tariff_service.tariff_lookup(uow)), QuoteCache()
+            lookup.lookup = tariff_service.tariff_lookup(uow)     # on this transaction's connection
             settled = []
             for order, documents in ready:
                 if order.order_no in done:

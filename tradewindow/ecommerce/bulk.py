@@ -28,7 +28,6 @@ decides parcels of the same buyers at the same moment: year totals are read once
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import marshal
@@ -38,7 +37,6 @@ import resource
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -53,6 +51,7 @@ from tradewindow.ecommerce.model import Decision, Kind, Reason
 from tradewindow.ecommerce.rates import QuoteCache, TariffLines
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.auth import Actor
+from tradewindow.platform.bulk import cycle_collection_paused
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Problem, ValidationFailed, require
 from tradewindow.platform.ids import new_id
@@ -685,21 +684,6 @@ def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], N
         raise
 
 
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """A run makes millions of small objects (records, rows, candidates) that form no reference
-    cycles: the cyclic garbage collector would walk the live ones again every few hundred
-    allocations. Reference counting frees everything meanwhile; it resumes when the run is done."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
           results: IO[str] | None = None, sampling: model.Sampling | None = None,
           partitions: int | None = None, progress: Progress | None = None,
@@ -715,7 +699,7 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
     summary = ClearSummary(partitions=k)
     sampling = sampling or service.DEFAULT_SAMPLING
     _allow_open_files(3 * k + 64)
-    with _cycle_collection_paused(), tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
+    with cycle_collection_paused(), tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
         work = Path(temp)
         clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)
         if workers is None:

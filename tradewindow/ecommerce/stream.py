@@ -24,7 +24,6 @@ subject `cbec.dead.<partition>` (stream TW_CBEC_DEAD), or the job queue's dead s
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Kind
 from tradewindow.platform.auth import Actor
+from tradewindow.platform.bulk import cycle_collection_paused
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.jobs import DatabaseJobQueue, backoff
 from tradewindow.platform.settings import Settings
@@ -91,13 +91,8 @@ def apply_bodies(uow: UnitOfWork, bodies: list[Any], names: list[str], sampling:
     The cyclic garbage collector waits meanwhile: a batch makes tens of thousands of small objects
     that form no cycles (reference counting frees them), and walking the worker's whole heap
     every few hundred of them was a fifth of its CPU."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with cycle_collection_paused():
         _log_refusals(names, service.receive_queued(uow, bodies, sampling))
-    finally:
-        if paused:
-            gc.enable()
 
 
 class CbecStream:

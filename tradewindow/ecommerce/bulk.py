@@ -48,7 +48,7 @@ from sqlalchemy import func, select
 
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Decision, Kind, Reason
-from tradewindow.ecommerce.rates import QuoteCache, TariffLines
+from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.bulk import cycle_collection_paused
@@ -331,7 +331,7 @@ class _Clearing:
         self.work, self.k, self.results, self.progress = work, k, results, progress
         self.zone = ZoneInfo(get_settings().time_zone)
         self.quotes = QuoteCache()
-        self.lines = TariffLines()
+        self.lines: Any = None      # the tariff lookup, on the connection of the pass that reads
         self.ids = _Ids()
         self.platforms: dict[str, str | None] = {}
         self.postgres = uow.dialect == "postgresql"
@@ -395,7 +395,7 @@ class _Clearing:
         waiting_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
         with self.uow.read() as conn:   # computing reads only; the writes follow in a short transaction
             stored = _Stored.load(conn, order_nos, numbers, self.any_docs, self.any_parcels)
-            self.lines.lookup = tariff_service.tariff_lookup(self.uow)
+            self.lines = tariff_service.tariff_lookup(self.uow)
             for order_no in order_nos:
                 standing, new_docs = self._standing(parsed.pop(order_no), stored)
                 rows = {kind: self._doc_row(doc, self._sender(kind, doc.record), now) for kind, doc in new_docs.items()}

@@ -1,7 +1,7 @@
-"""The tariff as the e-commerce paths read it many times over: a tariff line's rates in force
-computed once per day, and `model.quote_order` once per distinct request (never a second tax
-formula: every quote is the quote engine's). Both live for one run or one batch, so a tariff
-change is seen by the next one."""
+"""`model.quote_order` once per distinct request, as the e-commerce bulk paths ask for the same
+quotes many times over (never a second tax formula: every quote is the quote engine's). A cache
+lives for one run or one batch, so a tariff change is seen by the next one. (A line's rates in force
+per day are cached by the tariff model itself.)"""
 
 from __future__ import annotations
 
@@ -43,42 +43,3 @@ class QuoteCache:
         if isinstance(found, ValidationFailed):
             raise found
         return found
-
-
-class _Line:
-    """A tariff line whose rates in force are computed once per day (`model.assess` asks for
-    them for every item)."""
-
-    __slots__ = ("_by_day", "_measures", "line")
-
-    def __init__(self, measures: tariff_model.LineMeasures) -> None:
-        self._measures, self.line, self._by_day = measures, measures.line, {}
-
-    def in_force(self, day: date) -> tariff_model.RatesInForce:
-        found = self._by_day.get(day)
-        if found is None:
-            found = self._by_day[day] = self._measures.in_force(day)
-        return found
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._measures, name)
-
-
-class TariffLines:
-    """The lookup `model.assess` reads: the tariff's lines, each wrapped once."""
-
-    def __init__(self, lookup: Any = None) -> None:
-        self.lookup: Any = lookup
-        self.lines: dict[str, _Line | None] = {}
-
-    def line(self, code: str) -> _Line | None:
-        if code not in self.lines:
-            found = self.lookup.line(code)
-            self.lines[code] = _Line(found) if found is not None else None
-        return self.lines[code]
-
-    def agreements(self) -> Any:
-        return self.lookup.agreements()
-
-    def exchange_rate(self, currency: str, day: date) -> Any:
-        return self.lookup.exchange_rate(currency, day)

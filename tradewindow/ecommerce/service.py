@@ -41,7 +41,7 @@ from tradewindow.bonded import service as bonded_service
 from tradewindow.bonded.model import InsufficientStock
 from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
-from tradewindow.ecommerce.rates import QuoteCache, TariffLines
+from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
@@ -361,7 +361,7 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
     zone = _zone()
     wanted = sorted(set(order_nos))
     decided = 0
-    lookup, quotes = TariffLines(), QuoteCache()      # for this call's chunks (a tariff change: the next call)
+    quotes = QuoteCache()      # for this call's chunks (a tariff change: the next call)
     for start in range(0, len(wanted), CHUNK):
         with uow.transaction() as conn:
             found = _complete_documents(conn, wanted[start:start + CHUNK])
@@ -376,7 +376,7 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
             # Under the locks: a concurrent worker may have decided some of them meanwhile.
             done = set(conn.execute(select(cbec_parcels.c.order_no).where(
                 _among(conn, cbec_parcels.c.order_no, [o.order_no for o, _ in ready]))).scalars())
-            lookup.lookup = tariff_service.tariff_lookup(uow)     # on this transaction's connection
+            lookup = tariff_service.tariff_lookup(uow)     # on this transaction's connection
             settled = []
             for order, documents in ready:
                 if order.order_no in done:

@@ -31,8 +31,6 @@ from tradewindow.platform.settings import Settings, get_settings  # noqa: E402
 from tradewindow.registry import service as registry  # noqa: E402
 from tradewindow.registry.model import EnterpriseInput  # noqa: E402
 
-pytest_plugins = ["tests.support.reference"]
-
 # Cheap password hashing for the suite's many persona logins (tests of the hashing itself set
 # their own cost); production keeps auth.SCRYPT_N's default.
 auth.SCRYPT_N = 2**4

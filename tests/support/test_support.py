@@ -60,10 +60,11 @@ def test_chromium_reaches_an_app_served_in_a_thread(page) -> None:
         assert page.title() == "served"
 
 
-def test_reference_data_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_reference_data_follows_the_environment_and_its_absence_fails(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path) -> None:
     monkeypatch.setenv("TRADEWINDOW_REFERENCE_DATA", str(tmp_path))
     assert reference_data_dir() == tmp_path
     (tmp_path / "present").mkdir()
     assert require_reference("present") == tmp_path / "present"
-    with pytest.raises(pytest.skip.Exception, match=f"reference data absent-set absent at {tmp_path}"):
+    with pytest.raises(pytest.fail.Exception, match=f"reference data absent-set absent at {tmp_path}"):
         require_reference("absent-set")

@@ -5,7 +5,7 @@ office of exit sees the seal records on export declarations: an unbroken one is 
 unopened, with one button; a broken one offers only the inspection.
 
 Events are captured through the service with the GS1 EPCIS schema of the reference data configured
-(as tests/logistics do); without the reference data these tests are skipped by name."""
+(as tests/logistics do); without the reference data these tests fail, naming what is missing."""
 
 from __future__ import annotations
 

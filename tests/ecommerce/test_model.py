@@ -86,3 +86,39 @@ def test_within_a_buyer_limits_follow_ordered_at_then_order_number():
     assert outcomes["O1"].decision is Decision.RELEASE and outcomes["O2"].decision is Decision.REJECT
     earlier = Candidate("O9", "A", START - timedelta(seconds=1), Assessment((), Decimal("20000")), 2026)
     assert model.decide_batch([first, second, earlier])["O9"].decision is Decision.RELEASE
+
+
+# The quick readings of well-formed records (model._quick_*) repeat the full readings' checks for
+# speed; a record must come out the same whichever reads it, and anything the quick one is unsure
+# of must still get every problem from the full one. Odd values at every field check both.
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True), st.just([]), st.just({}),
+    st.sampled_from(["", " ", "  12.50 ", "1e3", "NaN", "-0.00", "0", "0.001", "12.345", "5000.00", "+7",
+                     "８７０３", "8703.23.41", "2026-11-11T00:05:00", "2026-11-11T00:05:00+08:00",
+                     "20261111T000500+0800", "x" * 65, "x" * 301, "cn", "XX", "CNY", "USD"]),
+    st.text(max_size=8))
+
+
+def _reading(parse, raw):
+    try:
+        return parse(raw)
+    except Exception as refused:  # noqa: BLE001 - compared by kind and problems
+        return type(refused), [(p.path, p.code) for p in getattr(refused, "problems", [])]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_quick_reading_of_a_record_agrees_with_the_full_one(data):
+    parcel = Parcel(order_no="ORD-Q")
+    for record, quick, full in ((parcel.order, model.parse_order, model._read_order),
+                                (parcel.payment, model.parse_payment, model._read_payment),
+                                (parcel.waybill, model.parse_waybill, model._read_waybill)):
+        raw = dict(record)
+        for name in data.draw(st.lists(st.sampled_from(sorted(raw)), max_size=3, unique=True)):
+            raw[name] = data.draw(ODD_VALUES)
+        if "items" in raw and isinstance(raw["items"], list) and raw["items"]:
+            item = dict(raw["items"][0])
+            for name in data.draw(st.lists(st.sampled_from(sorted(item)), max_size=2, unique=True)):
+                item[name] = data.draw(ODD_VALUES)
+            raw["items"] = [item, *raw["items"][1:]]
+        assert _reading(quick, raw) == _reading(full, raw)

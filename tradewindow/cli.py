@@ -809,6 +809,11 @@ def cbec_clear(orders: Annotated[str, typer.Option(help="Orders, NDJSON")],
 
     from tradewindow.ecommerce import bulk, model
 
+    unreadable = [f"--{option} {path}" for option, path in (("orders", orders), ("payments", payments),
+                                                            ("waybills", waybills)) if not os.path.isfile(path)]
+    if unreadable:
+        err.print("No such file: " + "; ".join(unreadable))
+        raise typer.Exit(2)
     uow = UnitOfWork(_engine())
     sampling = model.Sampling(rate=Decimal(str(inspection_rate)), seed=seed)
     size = sum(os.path.getsize(p) for p in (orders, payments, waybills))

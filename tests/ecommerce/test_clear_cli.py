@@ -41,3 +41,17 @@ def test_generate_then_clear_prints_and_stores_the_summary(tmp_path: Path, monke
     assert '"parcels_decided": 300' in cleared.stdout
     engine.dispose()
     get_settings.cache_clear()
+
+
+def test_clear_names_every_missing_file_and_stores_nothing(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TRADEWINDOW_DATABASE_URL", f"sqlite:///{tmp_path}/tw.db")
+    get_settings.cache_clear()
+    (tmp_path / "payments.ndjson").write_text("", encoding="utf-8")
+    cleared = runner.invoke(app, ["cbec", "clear", "--orders", str(tmp_path / "orders.ndjson"),
+                                  "--payments", str(tmp_path / "payments.ndjson"),
+                                  "--waybills", str(tmp_path / "waybills.ndjson"), "--out", str(tmp_path / "r.ndjson")])
+    assert cleared.exit_code == 2
+    assert cleared.exception is None or isinstance(cleared.exception, SystemExit)
+    message = " ".join(cleared.output.split())
+    assert "--orders" in message and "--waybills" in message and "--payments" not in message
+    assert not (tmp_path / "r.ndjson").exists()

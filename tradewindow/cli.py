@@ -396,6 +396,9 @@ def titles_publish_head() -> None:
     from tradewindow.titles import service
 
     checkpoint = service.publish_heads(UnitOfWork(_engine()), SYSTEM)
+    if checkpoint["hash"] is None:
+        console.print("No bill of lading has been issued yet: nothing to publish.")
+        return
     state = "published" if checkpoint["published"] else "unchanged since the last checkpoint"
     console.print(f"Checkpoint {checkpoint['hash']} ({checkpoint['titles']} bills, root {checkpoint['root']}): {state}",
                   soft_wrap=True)

@@ -343,6 +343,12 @@ def test_a_deleted_record_is_detected(titles_world, issued):
     assert (report["valid"], report["broken_sequence"], report["code"]) == (False, 3, "sequence_gap")
 
 
+def test_nothing_is_published_before_the_first_bill_is_issued(titles_world):
+    nothing = titles.publish_heads(titles_world.uow)
+    assert (nothing["published"], nothing["titles"], nothing["hash"]) == (False, 0, None)
+    assert titles.list_checkpoints(titles_world.uow) == []
+
+
 def test_publication_records_every_head_and_only_when_something_moved(titles_world, issued):
     w = titles_world
     titles.issue_bill(w.uow, w["carrier"], bill("CQDUI2026000002"))

@@ -564,6 +564,11 @@ def publish_heads(uow: UnitOfWork, actor: Actor = SYSTEM) -> dict:
         root = model.heads_root(heads)
         last = conn.execute(select(title_checkpoints).order_by(title_checkpoints.c.published_at.desc(),
                                                                title_checkpoints.c.id.desc()).limit(1)).mappings().first()
+        if last is None and not heads:
+            # Nothing to vouch for yet: an empty first checkpoint would only add an event to every
+            # fresh installation's feed.
+            return {"id": None, "published_at": None, "titles": 0, "root": root, "previous_hash": None,
+                    "hash": None, "published_by": None, "published": False}
         if last is not None and last["root"] == root:
             return {**_checkpoint_public(last), "published": False}
         at = utcnow()

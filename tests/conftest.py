@@ -8,6 +8,7 @@ and gets persona fixtures — `zone`, `admin`, `trader`, `other_trader`, `broker
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +20,9 @@ from sqlalchemy import Engine, delete, text
 
 os.environ.pop("TRADEWINDOW_DEMO_MODE", None)
 os.environ.setdefault("TRADEWINDOW_DATABASE_URL", "sqlite:///:memory:")
+# One master key for the whole run (and the processes tests start), never the checkout's own.
+os.environ.setdefault("TRADEWINDOW_SECRET_KEY_FILE",
+                      os.path.join(tempfile.mkdtemp(prefix="tradewindow-test-key-"), "secret.key"))
 
 from tests.support.browser import browser, page  # noqa: E402,F401
 from tests.support.nats import nats_server  # noqa: E402,F401

@@ -43,6 +43,17 @@ def test_the_secret_never_appears_in_the_audit_log_or_the_pages(world, client, a
     assert page.status_code == 200 and HOOK in page.text and created["secret"] not in page.text
 
 
+def test_the_secret_is_stored_sealed_never_in_clear(world, client, as_user):
+    from tradewindow.notifications.tables import webhook_subscriptions
+
+    created = subscribe(client, as_user("trader"))
+    rotated = client.post(f"/api/v1/webhooks/{created['id']}/rotate-secret", headers=as_user("trader")).json()
+    with world.uow.read() as conn:
+        stored = conn.execute(webhook_subscriptions.select()).mappings().one()
+    assert stored["secret"].startswith("v1:")
+    assert created["secret"] not in str(dict(stored)) and rotated["secret"] not in str(dict(stored))
+
+
 def test_rotating_the_secret_shows_the_new_one_once(client, as_user):
     created = subscribe(client, as_user("trader"))
     rotated = client.post(f"/api/v1/webhooks/{created['id']}/rotate-secret", headers=as_user("trader"))

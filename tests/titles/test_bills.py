@@ -15,6 +15,7 @@ from sqlalchemy import select, text, update
 
 from tests.conftest import USCC
 from tests.titles.conftest import bill
+from tradewindow.platform import vault
 from tradewindow.platform.db import clock_at, utcnow
 from tradewindow.platform.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from tradewindow.platform.jobs import registered_periodic
@@ -343,6 +344,14 @@ def test_a_deleted_record_is_detected(titles_world, issued):
     assert (report["valid"], report["broken_sequence"], report["code"]) == (False, 3, "sequence_gap")
 
 
+def test_custodial_keys_are_stored_sealed_and_still_sign(titles_world, issued):
+    with titles_world.uow.read() as conn:
+        stored = conn.execute(select(signing_keys.c.private_key)
+                              .where(signing_keys.c.custodial.is_(True))).scalars().all()
+    assert len(stored) == 4 and all(value.startswith("v1:") for value in stored)
+    assert titles.verify(titles_world.uow, titles_world["carrier"], NUMBER)["valid"]
+
+
 def test_nothing_is_published_before_the_first_bill_is_issued(titles_world):
     nothing = titles.publish_heads(titles_world.uow)
     assert (nothing["published"], nothing["titles"], nothing["hash"]) == (False, 0, None)
@@ -371,11 +380,11 @@ def test_a_chain_rewritten_and_re_signed_is_caught_by_the_published_heads(titles
     titles.publish_heads(w.uow)
     with w.uow.read() as conn:
         bill_row = conn.execute(select(bills_of_lading)).mappings().one()
-    # Record 2 rewritten: endorsed to the bank instead; re-signed with the trader's custodial key,
-    # and the bill's current holder adjusted to match.
+    # Record 2 rewritten by someone holding the database AND the master key: endorsed to the bank
+    # instead, re-signed with the trader's custodial key, and the bill's current holder adjusted.
     with w.uow.engine.begin() as conn:
-        keys = {r.fingerprint: base64.b64decode(r.private_key) for r in conn.execute(select(signing_keys))
-                if r.private_key}
+        keys = {r.fingerprint: vault.unseal(r.private_key, f"signing_keys.private_key:{r.id}")
+                for r in conn.execute(select(signing_keys)) if r.private_key}
         row = conn.execute(select(title_records).where(title_records.c.sequence == 2)).mappings().one()
         record = replace(titles._record(NUMBER, row), to_holder=w.enterprises["bank"]["id"])
         record = replace(record, signature=model.sign(keys[record.key], record))

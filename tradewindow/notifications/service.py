@@ -27,7 +27,7 @@ from tradewindow.notifications.tables import (
     webhook_deliveries,
     webhook_subscriptions,
 )
-from tradewindow.platform import outbox
+from tradewindow.platform import outbox, vault
 from tradewindow.platform.auth import ENTERPRISE_ROLES, Actor, new_secret
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, ValidationFailed, not_found, require
@@ -195,8 +195,9 @@ def create_subscription(uow: UnitOfWork, actor: Actor, url: str, codes: list[str
         if len(mine) >= MAX_SUBSCRIPTIONS_PER_ENTERPRISE:
             raise Conflict(f"An enterprise may keep at most {MAX_SUBSCRIPTIONS_PER_ENTERPRISE} "
                            "active subscriptions.", "too_many_subscriptions")
-        row = {"id": new_id(), "enterprise_id": enterprise_id, "url": url,
-               "secret": new_secret("tw_whsec"), "codes": sorted(set(codes)),
+        subscription_id, secret = new_id(), new_secret("tw_whsec")
+        row = {"id": subscription_id, "enterprise_id": enterprise_id, "url": url,
+               "secret": vault.seal_text(secret, _secret_purpose(subscription_id)), "codes": sorted(set(codes)),
                "description": description.strip()[:200], "active": True, "created_at": utcnow(),
                "created_by": actor.user_id, "secret_rotated_at": None, "deactivated_at": None}
         conn.execute(insert(webhook_subscriptions).values(row))
@@ -204,7 +205,12 @@ def create_subscription(uow: UnitOfWork, actor: Actor, url: str, codes: list[str
                   _subscription_public(row))
         uow.emit("notifications.webhook_created", "webhook_subscription", row["id"],
                  {"url": url, "codes": row["codes"]}, owner_enterprise_id=enterprise_id)
-        return {**_subscription_public(row), "secret": row["secret"]}
+        return {**_subscription_public(row), "secret": secret}
+
+
+def _secret_purpose(subscription_id: str) -> str:
+    """Webhook secrets are sealed (platform/vault.py): the platform must read them back to sign."""
+    return f"webhook_subscriptions.secret:{subscription_id}"
 
 
 def list_subscriptions(uow: UnitOfWork, actor: Actor, include_inactive: bool = False) -> list[dict]:
@@ -232,7 +238,7 @@ def rotate_secret(uow: UnitOfWork, actor: Actor, subscription_id: str) -> dict:
             raise Conflict("This subscription was deleted.", "subscription_inactive")
         secret, now = new_secret("tw_whsec"), utcnow()
         conn.execute(update(webhook_subscriptions).where(webhook_subscriptions.c.id == subscription_id)
-                     .values(secret=secret, secret_rotated_at=now))
+                     .values(secret=vault.seal_text(secret, _secret_purpose(subscription_id)), secret_rotated_at=now))
         uow.audit(actor, "notifications.webhook_secret_rotated", "webhook_subscription", subscription_id)
         uow.emit("notifications.webhook_secret_rotated", "webhook_subscription", subscription_id, {},
                  owner_enterprise_id=row["enterprise_id"])
@@ -333,7 +339,8 @@ def deliver(uow: UnitOfWork, payload: dict[str, Any]) -> None:
     if not row["active"]:
         _give_up(uow, delivery_id, "The subscription was deleted.")
         return
-    status_code, error, duration_ms = post_signed(row["url"], row["secret"], row["body"])
+    secret = vault.unseal_text(row["secret"], _secret_purpose(row["subscription_id"]))
+    status_code, error, duration_ms = post_signed(row["url"], secret, row["body"])
     _record_attempt(uow, delivery_id, status_code, error, duration_ms)
 
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # The cross-border e-commerce stream is split by buyer into this many subjects (partitions).
     cbec_stream_partitions: int = 8
     worker_poll_seconds: float = 0.5
+    # The master key that seals secrets the platform must read back (custodial signing keys, webhook
+    # secrets; platform/vault.py). Created on first use; keep it out of database backups, and give
+    # every process of one installation the same file.
+    secret_key_file: Path = Path("var/secret.key")
     # Webhooks may not target loopback, private or link-local addresses (the platform's own
     # network) unless this is set: for tests and single-machine set-ups only.
     webhook_private_addresses: bool = False

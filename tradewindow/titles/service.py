@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 
+from tradewindow.platform import vault
 from tradewindow.platform.auth import ENTERPRISE_ROLES, SYSTEM, Actor, Role
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, ValidationFailed, not_found, require
@@ -126,8 +127,9 @@ def register_key(uow: UnitOfWork, actor: Actor, public_key: str | None = None,
         now = utcnow()
         conn.execute(update(signing_keys).where(signing_keys.c.enterprise_id == enterprise_id,
                                                 signing_keys.c.retired_at.is_(None)).values(retired_at=now))
-        row = {"id": new_id(), "enterprise_id": enterprise_id, "fingerprint": fingerprint,
-               "public_key": _b64(raw), "private_key": _b64(private) if private else None,
+        key_id = new_id()
+        row = {"id": key_id, "enterprise_id": enterprise_id, "fingerprint": fingerprint, "public_key": _b64(raw),
+               "private_key": vault.seal(private, _private_key_purpose(key_id)) if private else None,
                "custodial": custodial, "created_at": now, "created_by": actor.username, "retired_at": None}
         conn.execute(insert(signing_keys).values(row))
         uow.audit(actor, "titles.key_registered", "signing_key", row["id"], None,
@@ -398,6 +400,10 @@ def _signed_at(signed: ClientSignature | None, not_before: datetime | None) -> d
     return at
 
 
+def _private_key_purpose(key_id: str) -> str:
+    return f"signing_keys.private_key:{key_id}"
+
+
 def _signed(record: Record, key: Mapping, signed: ClientSignature | None) -> Record:
     """The record with its signature: the client's, checked against the key, or the platform's
     for a custodial key. The hash is computed last, over the final fields."""
@@ -407,7 +413,7 @@ def _signed(record: Record, key: Mapping, signed: ClientSignature | None) -> Rec
             raise ValidationFailed("The signature does not verify with your registered key over this "
                                    "record's canonical bytes.", "bad_signature", "signature")
     elif key["custodial"] and key["private_key"]:
-        signature = model.sign(base64.b64decode(key["private_key"]), record)
+        signature = model.sign(vault.unseal(key["private_key"], _private_key_purpose(key["id"])), record)
     else:
         raise ValidationFailed("Sign the record with your key: prepare it, sign its canonical bytes, and "
                                "send the signature.", "signature_required", "signature")

@@ -26,9 +26,9 @@ signing_keys = Table(
     Column("enterprise_id", id_column_type(), nullable=False),
     Column("fingerprint", String(64), nullable=False, unique=True),    # SHA-256 of the raw public key
     Column("public_key", String(100), nullable=False),                 # base64 of the 32 raw bytes
-    # Custodial signing only: the private key's 32 raw bytes in base64. NOT encrypted at rest yet;
-    # a real deployment must wrap it with a key held outside the database (KMS / HSM), since whoever
-    # reads this column can sign for the party (the published heads still expose a rewrite).
+    # Custodial signing only: the private key's 32 raw bytes sealed under the installation's master
+    # key (platform/vault.py), which is kept outside the database: a copy of the database alone
+    # cannot sign for the party.
     Column("private_key", String(100)),
     Column("custodial", Boolean, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),

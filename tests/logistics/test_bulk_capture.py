@@ -145,7 +145,11 @@ class Train:
                                 .join(equipment).where(tracked_events.c.consignment_id == self.id)),
                 "alerts": rows(select(monitoring_alerts).where(monitoring_alerts.c.consignment_id == self.id),
                                "id", "consignment_id", "raised_at", "message", "details"),
-                "containment": rows(select(containment).where(containment.c.event_pk.in_(list(event_ids))), "id"),
+                # One row per aggregation (split when its children part): compared child by child.
+                "containment": sorted(
+                    (plain(r["parent_epc"]), plain(child), r["since"], r["until"], plain(event_ids[r["event_pk"]]))
+                    for r in conn.execute(select(containment).where(containment.c.event_pk.in_(list(event_ids))))
+                    .mappings() for child in r["children"]),
                 "events": len(event_ids),
             }
 

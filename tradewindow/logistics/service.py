@@ -26,6 +26,7 @@ from sqlalchemy import (
     JSON,
     String,
     Table,
+    Text,
     and_,
     bindparam,
     cast,
@@ -48,7 +49,6 @@ from tradewindow.logistics.tables import (
     consignments,
     containment,
     epcis_captures,
-    epcis_event_epcs,
     epcis_events,
     equipment,
     monitoring_alerts,
@@ -297,8 +297,9 @@ class _Tracked:
 
 @dataclass(slots=True)
 class _Contained:
-    """One containment row as a capture sees it: read from the database (with its id) or added
-    by the capture (its id given when it is written); `closed`: its `until` was set by the capture."""
+    """One child's containment as a capture sees it: read from the database (`id`: its stored
+    row, which holds the other children of the same aggregation too) or added by the capture (its
+    row made when it is written); `closed`: its `until` was set by the capture."""
 
     id: str | None
     parent_epc: str
@@ -320,7 +321,7 @@ class _Capture:
     links: list[tuple] = field(default_factory=list)          # LINK_COLUMNS
     seals: list[tuple] = field(default_factory=list)          # SEAL_COLUMNS
     raised: set[tuple[str, str, str]] = field(default_factory=set)
-    contained: dict[str, _Contained] = field(default_factory=dict)            # read from the database, by id
+    contained: dict[str, list[_Contained]] = field(default_factory=dict)      # read from the database, by row
     added: list[_Contained] = field(default_factory=list)                      # added by the capture
     by_parent: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
     by_child: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
@@ -357,12 +358,12 @@ class _Capture:
                 adding.update(children)
                 carried[parent].update(children)
         open_rows = containment.c.until.is_(None)
-        for where in _among(conn, containment.c.child_epc, adding):
+        for where in _holding_any(conn, adding):
             self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
         for where in _among(conn, containment.c.parent_epc, emptying):
             self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
         self._look_up_units(conn, named | adding)
-        is_unit = exists(select(equipment.c.id).where(equipment.c.epc == containment.c.child_epc))
+        is_unit = _holds_equipment(conn)
         # Only what was inside while these events happened: a wagon's trains of past years stay unread.
         first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
         during = and_(containment.c.since <= last, or_(containment.c.until.is_(None), containment.c.until > first))
@@ -372,7 +373,9 @@ class _Capture:
             for where in _among(conn, containment.c.parent_epc, frontier):
                 rows = conn.execute(select(containment).where(where, is_unit, during)).mappings().all()
                 self._add_stored(rows)
-                found.update(r["child_epc"] for r in rows)
+                found.update(c for r in rows for c in r["children"])
+            self._look_up_units(conn, found)
+            found = {c for c in found if self.units_by_epc.get(c)}
             found.update(c for p in frontier for c in carried.get(p, ()) if self.units_by_epc.get(c))
             self._look_up_units(conn, found)
             frontier = found - seen
@@ -381,10 +384,11 @@ class _Capture:
     def _add_stored(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for row in rows:
             if row["id"] not in self.contained:
-                stored = _Contained(row["id"], row["parent_epc"], row["child_epc"], row["since"], row["until"],
-                                    row["event_pk"])
-                self.contained[row["id"]] = stored
-                self._index(stored)
+                children = [_Contained(row["id"], row["parent_epc"], child, row["since"], row["until"],
+                                       row["event_pk"]) for child in row["children"]]
+                self.contained[row["id"]] = children
+                for stored in children:
+                    self._index(stored)
 
     def _index(self, row: _Contained) -> None:
         self.by_parent[row.parent_epc].append(row)
@@ -441,16 +445,32 @@ class _Capture:
         return found
 
     def containment_rows(self) -> tuple[list[tuple], list[dict]]:
-        """(rows to insert, as CONTAINMENT_COLUMNS; {row_id, row_until} of stored rows the capture
-        closed)."""
-        added = [(row_id, r.parent_epc, r.child_epc, r.since, r.until, r.event_pk)
-                 for row_id, r in zip(new_ids(len(self.added)), self.added, strict=True)]
-        closed = [{"row_id": r.id, "row_until": r.until} for r in self.contained.values() if r.closed]
-        return added, closed
+        """(rows to insert, as CONTAINMENT_COLUMNS; {row_id, row_children, row_until} of stored rows
+        the capture changed). The children an event added that leave together stay one row; a
+        stored row whose children now leave at different times is split: it keeps the children
+        of its first `until` (in its own order), the others go to new rows."""
+        groups: dict[tuple, list[str]] = {}
+        for r in self.added:
+            groups.setdefault((r.event_pk, r.parent_epc, r.since, r.until), []).append(r.child_epc)
+        changed: list[dict] = []
+        for row_id, children in self.contained.items():
+            if not any(c.closed for c in children):
+                continue
+            parts: dict[datetime | None, list[str]] = {}
+            for c in children:
+                parts.setdefault(c.until, []).append(c.child_epc)
+            first, *others = parts.items()
+            changed.append({"row_id": row_id, "row_children": first[1], "row_until": first[0]})
+            head = children[0]
+            for until, epcs in others:
+                groups.setdefault((head.event_pk, head.parent_epc, head.since, until), []).extend(epcs)
+        added = [(row_id, parent, children, since, until, event_pk)
+                 for row_id, ((event_pk, parent, since, until), children)
+                 in zip(new_ids(len(groups)), groups.items(), strict=True)]
+        return added, changed
 
 
-CONTAINMENT_COLUMNS = ("id", "parent_epc", "child_epc", "since", "until", "event_pk")
-EPC_COLUMNS = ("event_pk", "epc", "role")
+CONTAINMENT_COLUMNS = ("id", "parent_epc", "children", "since", "until", "event_pk")
 
 
 def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
@@ -512,8 +532,6 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
     if fresh:
         _insert_rows(conn, epcis_events, EVENT_COLUMNS,
                      [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
-        _insert_rows(conn, epcis_event_epcs, EPC_COLUMNS,
-                     [(pk, epc[:300], role) for pk, f, _ in fresh for epc, role in f.epcs])
         state = _Capture(effective_rules(uow))
         ordered = sorted(((pk, fact) for pk, fact, _ in fresh), key=lambda item: (item[1].event_time, item[0]))
         for start in range(0, len(ordered), APPLY_CHUNK):
@@ -548,6 +566,42 @@ def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
         yield column.in_(values[start:start + CHUNK])
 
 
+def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
+    """Conditions a containment row holds one of `epcs` among its children. On PostgreSQL through
+    the aggregation events that name them (the GIN index of their EPC lists) and the rows those
+    events made; elsewhere by reading the rows' lists."""
+    values = sorted(set(epcs))
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        wanted = _text_array(values)
+        yield containment.c.event_pk.in_(select(epcis_events.c.pk).where(
+            epcis_events.c.event_type == "AggregationEvent", epcis_events.c.epcs.op("&&")(wanted)))
+        return
+    for start in range(0, len(values), CHUNK):
+        yield _any_element(containment.c.children, lambda value, chunk=values[start:start + CHUNK]: value.in_(chunk))
+
+
+def _holds_equipment(conn: Any) -> Any:
+    """A containment row has transport equipment among its children."""
+    if conn.dialect.name == "postgresql":
+        return exists(select(equipment.c.id).where(equipment.c.epc == func.any(containment.c.children)))
+    element = func.json_each(containment.c.children).table_valued("value").alias("child")
+    return exists(select(equipment.c.id).where(equipment.c.epc == element.c.value))
+
+
+def _any_element(column: Any, condition: Any) -> Any:
+    """Some element of a JSON list column (SQLite) meets `condition` (a function of the element)."""
+    element = func.json_each(column).table_valued("value").alias("element")
+    return exists(select(element.c.value).where(condition(element.c.value)))
+
+
+def _text_array(values: Sequence[str]) -> Any:
+    """`values` as one text[] parameter, unpacked from JSON by the server (see `_among`)."""
+    return func.array(select(func.json_array_elements_text(
+        cast(bindparam(None, json.dumps(list(values)), type_=String()), postgresql.JSON))).scalar_subquery())
+
+
 def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple]) -> None:
     """Insert many rows (tuples of the columns `names`): COPY on PostgreSQL, multi-row INSERTs
     elsewhere."""
@@ -559,7 +613,7 @@ def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple
         return
     import psycopg
 
-    as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type, JSON)]
+    as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type.dialect_impl(conn.dialect), JSON)]
     cursor = conn.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
@@ -584,7 +638,8 @@ def _json_text(value: Any) -> str:
 
 
 EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",
-                 "biz_step", "disposition", "read_point", "biz_location", "locode", "capture_id", "captured_by", "body")
+                 "biz_step", "disposition", "read_point", "biz_location", "locode", "capture_id", "captured_by", "body",
+                 "parent_epc", "epcs")
 
 
 def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: str, actor: Actor,
@@ -592,7 +647,8 @@ def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: 
     """An epcis_events row, as EVENT_COLUMNS."""
     return (pk, fact.event_id, fact.type[:100], fact.action, fact.event_time,
             (fact.time_zone_offset or "")[:6] or None, now, _cut(fact.biz_step), _cut(fact.disposition),
-            _cut(fact.read_point), _cut(fact.biz_location), fact.locode, capture_id, actor.enterprise_id, dict(event))
+            _cut(fact.read_point), _cut(fact.biz_location), fact.locode, capture_id, actor.enterprise_id, dict(event),
+            fact.parent, [epc for epc, role in fact.epcs if role != "parent"])
 
 
 def _cut(value: str | None) -> str | None:
@@ -608,13 +664,13 @@ def _contents(uow: UnitOfWork, epcs: set[str], at: datetime, equipment_only: boo
     for _ in range(6):
         if not frontier:
             break
-        query = select(containment.c.child_epc).where(
+        query = select(containment.c.children).where(
             containment.c.parent_epc.in_(frontier), containment.c.since <= at,
             or_(containment.c.until.is_(None), containment.c.until > at))
-        if equipment_only:
-            query = query.where(exists(select(equipment.c.id).where(equipment.c.epc == containment.c.child_epc)))
-        rows = uow.conn.execute(query).scalars().all()
-        frontier = set(rows) - found - epcs
+        inside = {child for children in uow.conn.execute(query).scalars() for child in children}
+        if equipment_only and inside:
+            inside = set(uow.conn.execute(select(equipment.c.epc).where(equipment.c.epc.in_(inside))).scalars())
+        frontier = inside - found - epcs
         found |= frontier
     return found
 
@@ -689,7 +745,8 @@ def _flush(uow: UnitOfWork, state: _Capture) -> None:
     _insert_rows(conn, containment, CONTAINMENT_COLUMNS, added)
     if closed:
         conn.execute(update(containment).where(containment.c.id == bindparam("row_id"))
-                     .values(until=bindparam("row_until")), closed)
+                     .values(children=bindparam("row_children", type_=containment.c.children.type),
+                             until=bindparam("row_until")), closed)
     _insert_rows(conn, tracked_events, LINK_COLUMNS, state.links)
     _insert_rows(conn, seals, SEAL_COLUMNS, state.seals)
     stops, units = [], []
@@ -898,7 +955,7 @@ def query_events(uow: UnitOfWork, actor: Actor, query: EventQuery) -> dict:
                 tracked_events.c.consignment_id.in_(_visible_consignments(parties)))
             mine = epcis_events.c.captured_by.in_(parties) if parties else false()
             stmt = stmt.where(or_(mine, epcis_events.c.pk.in_(concerning)))
-        stmt = stmt.where(*_filters(query))
+        stmt = stmt.where(*_filters(query, conn.dialect.name))
         if query.page_token:
             after_time, after_pk = _read_token(query.page_token)
             stmt = stmt.where(or_(epcis_events.c.event_time > after_time,
@@ -923,7 +980,7 @@ def query_events(uow: UnitOfWork, actor: Actor, query: EventQuery) -> dict:
     return document
 
 
-def _filters(query: EventQuery) -> list[Any]:
+def _filters(query: EventQuery, dialect: str) -> list[Any]:
     where: list[Any] = []
     if query.event_types:
         where.append(epcis_events.c.event_type.in_(query.event_types))
@@ -939,21 +996,35 @@ def _filters(query: EventQuery) -> list[Any]:
         where.append(epcis_events.c.biz_location.in_(query.biz_locations))
     if query.read_points:
         where.append(epcis_events.c.read_point.in_(query.read_points))
-    for values, roles in ((query.match_epc, ("epc", "child", "input", "output")), (query.match_parent, ("parent",)),
-                          (query.match_any_epc, ("epc", "child", "input", "output", "parent"))):
+    for values, listed, parent in ((query.match_epc, True, False), (query.match_parent, False, True),
+                                   (query.match_any_epc, True, True)):
         if values:
-            where.append(exists(select(epcis_event_epcs.c.event_pk).where(
-                epcis_event_epcs.c.event_pk == epcis_events.c.pk, epcis_event_epcs.c.role.in_(roles),
-                or_(*(_epc_match(v) for v in values)))))
+            where.append(or_(*(_epc_match(dialect, v, listed, parent) for v in values)))
     return where
 
 
-def _epc_match(pattern: str) -> Any:
-    """An EPC, or a pattern ending in '*' (urn:epc:idpat:sgtin:4012345.011111.* or any prefix*)."""
+def _epc_match(dialect: str, pattern: str, listed: bool, parent: bool) -> Any:
+    """The event names `pattern` among its listed EPCs (epcList, childEPCs, inputEPCList,
+    outputEPCList) and/or as its parentID: an EPC (on PostgreSQL found through the GIN index of
+    the lists), or a pattern ending in '*' (urn:epc:idpat:sgtin:4012345.011111.* or any prefix*)."""
+    found = []
     if pattern.endswith("*"):
-        prefix = pattern[:-1].replace("urn:epc:idpat:", "urn:epc:id:", 1)
-        return epcis_event_epcs.c.epc.like(_escape_like(prefix) + "%", escape="\\")
-    return epcis_event_epcs.c.epc == pattern
+        prefix = _escape_like(pattern[:-1].replace("urn:epc:idpat:", "urn:epc:id:", 1)) + "%"
+        if parent:
+            found.append(epcis_events.c.parent_epc.like(prefix, escape="\\"))
+        if listed and dialect == "postgresql":
+            element = func.unnest(epcis_events.c.epcs).table_valued("value").render_derived(name="listed")
+            found.append(exists(select(element.c.value).where(element.c.value.like(prefix, escape="\\"))))
+        elif listed:
+            found.append(_any_element(epcis_events.c.epcs, lambda value: value.like(prefix, escape="\\")))
+        return or_(*found)
+    if parent:
+        found.append(epcis_events.c.parent_epc == pattern)
+    if listed and dialect == "postgresql":
+        found.append(epcis_events.c.epcs.op("@>")(bindparam(None, [pattern], type_=postgresql.ARRAY(Text))))
+    elif listed:
+        found.append(_any_element(epcis_events.c.epcs, lambda value: value == pattern))
+    return or_(*found)
 
 
 def _event_out(row: Mapping[str, Any]) -> dict:

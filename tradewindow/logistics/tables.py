@@ -4,9 +4,20 @@ monitoring rules and the alerts they raised."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy.dialects import postgresql
 
 from tradewindow.platform.db import Json, UtcDateTime, id_column_type, metadata
+
+
+def EpcList() -> JSON:  # noqa: N802 - reads like a column type
+    """A list of EPCs: text[] on PostgreSQL (a GIN index finds the rows naming an EPC), a JSON
+    array elsewhere."""
+    return JSON(none_as_null=True).with_variant(postgresql.ARRAY(Text), "postgresql")
+
+
+# Only PostgreSQL indexes these (GIN over the EPC arrays); on SQLite the partial index is empty.
+ON_POSTGRESQL_ONLY = {"postgresql_using": "gin", "sqlite_where": text("0")}
 
 consignments = Table(
     "consignments", metadata,
@@ -117,31 +128,33 @@ epcis_events = Table(
     Column("capture_id", id_column_type(), ForeignKey("epcis_captures.id"), nullable=False),
     Column("captured_by", id_column_type(), ForeignKey("enterprises.id")),
     Column("body", Json(), nullable=False),           # the event exactly as captured, extensions and all
+    # The identifiers it names, on the event row (one row per event, not one per EPC): parentID,
+    # and every other EPC (epcList, childEPCs, inputEPCList, outputEPCList) in one list.
+    Column("parent_epc", Text),
+    Column("epcs", EpcList(), nullable=False),
     Index("ix_epcis_events_time", "event_time", "pk"),
+    Index("ix_epcis_events_epcs", "epcs", **ON_POSTGRESQL_ONLY),
+    Index("ix_epcis_events_parent_epc", "parent_epc", postgresql_where=text("parent_epc IS NOT NULL"),
+          sqlite_where=text("parent_epc IS NOT NULL")),
     Index("ix_epcis_events_biz_step", "biz_step"),
     Index("ix_epcis_events_captured_by", "captured_by"),
 )
 
-epcis_event_epcs = Table(
-    "epcis_event_epcs", metadata,
-    Column("event_pk", id_column_type(), ForeignKey("epcis_events.pk"), primary_key=True),
-    Column("epc", String(300), primary_key=True),
-    Column("role", String(10), primary_key=True),     # epc, child, parent, input, output
-    Index("ix_epcis_event_epcs_epc", "epc"),
-)
-
-# What is packed in what (parcel -> mail bag -> container -> wagon), from aggregation events:
-# since when, and until when (null: still inside).
+# What is packed in what (parcel -> mail bag -> container -> wagon), from aggregation events: the
+# children one event put into a parent, since when, and until when (null: still inside). One row
+# per aggregation, not per child: a row whose children leave at different times is split, so
+# every child of a row shares its since and until. A child's rows are found through the events
+# naming it (the GIN index of epcis_events.epcs, then event_pk).
 containment = Table(
     "containment", metadata,
     Column("id", id_column_type(), primary_key=True),
     Column("parent_epc", String(300), nullable=False),
-    Column("child_epc", String(300), nullable=False),
+    Column("children", EpcList(), nullable=False),
     Column("since", UtcDateTime(), nullable=False),
     Column("until", UtcDateTime()),
     Column("event_pk", id_column_type(), nullable=False),
     Index("ix_containment_parent", "parent_epc"),
-    Index("ix_containment_child", "child_epc"),
+    Index("ix_containment_event", "event_pk"),
 )
 
 # Which events concern which equipment (directly, or through what carries or contains it).

@@ -3,16 +3,19 @@ repeated failures lock the account; an administrator unlocks and resets; every a
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, USCC, bearer
-from tradewindow.platform.auth import SYSTEM
+from tradewindow.platform.auth import SYSTEM, hash_secret
+from tradewindow.platform.db import utcnow
 from tradewindow.platform.errors import Conflict, Forbidden, Unauthenticated, ValidationFailed
 from tradewindow.platform.settings import get_settings
 from tradewindow.platform.tables import audit_log
 from tradewindow.registry import service as registry
-from tradewindow.registry.tables import users
+from tradewindow.registry.tables import credentials, users
 
 
 def _token(client, username: str, password: str = PASSWORD):
@@ -227,6 +230,19 @@ def test_an_expired_token_is_refused(client, world, monkeypatch):
 def test_logging_out_revokes_the_token(client, world):
     token = bearer(client, "trader")
     assert client.post("/api/v1/auth/logout", headers=token).status_code == 204
+    assert client.get("/api/v1/me", headers=token).status_code == 401
+
+
+def test_a_token_revoked_by_another_server_process_stops_working_within_a_second(client, world, monkeypatch):
+    # Each server process keeps a credential it found good for CREDENTIAL_SECONDS (1 s); a
+    # revocation written by another process (here: straight into the database) is seen after that.
+    monkeypatch.setattr(registry, "CREDENTIAL_SECONDS", 0.2)
+    token = bearer(client, "trader")
+    assert client.get("/api/v1/me", headers=token).status_code == 200
+    with world.uow.transaction() as conn:
+        conn.execute(update(credentials).where(credentials.c.secret_hash == hash_secret(
+            token["Authorization"].removeprefix("Bearer "))).values(revoked_at=utcnow()))
+    time.sleep(0.25)
     assert client.get("/api/v1/me", headers=token).status_code == 401
 
 

@@ -19,7 +19,7 @@ from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -226,20 +226,28 @@ def _next_number(uow: UnitOfWork, filing: Filing, day: date) -> str:
     would make every lodgement at an office wait for the one before it. The price is a gap in the
     numbers when a lodgement fails after its checks (rare: the filing is checked first). On SQLite
     writers are serialised anyway, so the counter stays inside the lodgement."""
-    dialect_insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
-    statement = dialect_insert(declaration_counters).values(
-        office=filing.customs_office, year=day.year, last_sequence=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=["office", "year"],
-        set_={"last_sequence": declaration_counters.c.last_sequence + 1},
-    ).returning(declaration_counters.c.last_sequence)
+    office_year = {"office": filing.customs_office, "year": day.year}
     if uow.dialect == "postgresql":
         # One statement in autocommit is its own transaction: no BEGIN and COMMIT round trips.
         with uow.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
-            sequence = own.execute(statement).scalar_one()
+            sequence = own.execute(_TAKE_NUMBER["postgresql"], office_year).scalar_one()
     else:
-        sequence = uow.conn.execute(statement).scalar_one()
+        sequence = uow.conn.execute(_TAKE_NUMBER["sqlite"], office_year).scalar_one()
     return str(model.NumberParts(filing.customs_office, day.year, sequence, filing.type))
+
+
+def _take_number_statement(dialect_insert: Any) -> Any:
+    """The office's next sequence number of the year (the first is 1). Built once: building it
+    anew per lodgement cost more Python than executing it."""
+    statement = dialect_insert(declaration_counters).values(
+        office=bindparam("office"), year=bindparam("year"), last_sequence=1)
+    return statement.on_conflict_do_update(
+        index_elements=["office", "year"],
+        set_={"last_sequence": declaration_counters.c.last_sequence + 1},
+    ).returning(declaration_counters.c.last_sequence)
+
+
+_TAKE_NUMBER = {"postgresql": _take_number_statement(pg_insert), "sqlite": _take_number_statement(sqlite_insert)}
 
 
 def _totals_fen(assessment: model.Assessment) -> dict[str, int]:

@@ -3,13 +3,16 @@ its audit record and its event in one transaction."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from time import monotonic
+from typing import Any, TypeVar
 
-from sqlalchemy import String, cast, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, cast, func, insert, or_, select, update
 
+from tradewindow.platform import caches
 from tradewindow.platform.auth import Actor, Role, hash_password, hash_secret, new_secret, verify_password
 from tradewindow.platform.db import UnitOfWork, business_today, utcnow
 from tradewindow.platform.errors import (
@@ -44,6 +47,37 @@ from tradewindow.registry.tables import (
 ZONE_STAFF = (Role.ZONE, Role.ADMIN)
 SEES_ALL_ENTERPRISES = (Role.CUSTOMS, Role.QUARANTINE, Role.LICENSING, Role.ZONE, Role.ADMIN,
                         Role.BANK)
+
+# A credential found good, per process, for at most CREDENTIAL_SECONDS: every request names its
+# credential, and looking it up was a query on the event loop per request (a tenth of a lodging's
+# server time). Revocation therefore takes effect:
+# - at once in the server process whose service made it (log-out, key revocation or rotation,
+#   deactivation, password reset, withdrawal drop this process's cache when they finish);
+# - within CREDENTIAL_SECONDS in the other server processes.
+# Expiry and demo mode are checked on every use; a credential not found (or refused) is not
+# cached, so one issued by another process works here at once.
+CREDENTIAL_SECONDS = 1.0
+_CREDENTIALS_KEPT = 10_000
+# (engine, secret hash) -> (looked up at, credential kind, expires at, is demo user, actor)
+_good_credentials: dict[tuple[int, str], tuple[float, str, datetime | None, bool, Actor]] = {}
+caches.register(_good_credentials.clear)
+
+_Action = TypeVar("_Action", bound=Callable[..., Any])
+
+
+def _changes_credentials(action: _Action) -> _Action:
+    """A service that revokes credentials or (de)activates users: once it has finished (its
+    transaction committed or rolled back), this process looks every credential up afresh."""
+
+    @functools.wraps(action)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return action(*args, **kwargs)
+        finally:
+            _good_credentials.clear()
+
+    return wrapper  # type: ignore[return-value]
+
 
 # --- enterprises ---------------------------------------------------------------------------------
 
@@ -161,6 +195,7 @@ def open_obligations(uow: UnitOfWork, enterprise_id: str) -> list[Problem]:
         return [p for check in _withdrawal_checks.values() for p in check(uow, enterprise_id)]
 
 
+@_changes_credentials
 def withdraw_enterprise(uow: UnitOfWork, actor: Actor, enterprise_id: str, reason: str) -> dict:
     """Electronic deregistration: refused, with every reason, while obligations are open. On
     withdrawal the enterprise's users are deactivated, their credentials and authorisations
@@ -352,6 +387,7 @@ def list_users(uow: UnitOfWork, actor: Actor) -> list[dict]:
         return [_user_public(r) for r in conn.execute(select(users).order_by(users.c.username)).mappings()]
 
 
+@_changes_credentials
 def reset_password(uow: UnitOfWork, actor: Actor, user_id: str, new_password: str) -> dict:
     """An administrator sets a new password: it also unlocks the account and ends every session
     and token of the user (not its API keys, which machines use)."""
@@ -369,6 +405,7 @@ def reset_password(uow: UnitOfWork, actor: Actor, user_id: str, new_password: st
         return _user_public({**user, "failed_logins": 0, "locked_until": None})
 
 
+@_changes_credentials
 def set_user_active(uow: UnitOfWork, actor: Actor, user_id: str, active: bool) -> dict:
     require(actor.is_(Role.ADMIN), "role_not_allowed", "Only an administrator (de)activates users.")
     with uow.transaction() as conn:
@@ -426,6 +463,7 @@ def log_in(uow: UnitOfWork, username: str, password: str, kind: str = "token") -
     raise failure
 
 
+@_changes_credentials
 def log_out(uow: UnitOfWork, secret: str) -> None:
     with uow.transaction() as conn:
         conn.execute(update(credentials).where(credentials.c.secret_hash == hash_secret(secret),
@@ -470,20 +508,35 @@ def actor_for_session(uow: UnitOfWork, session_secret: str) -> Actor | None:
 
 def _actor_for_secret(uow: UnitOfWork, secret: str, kinds: tuple[str, ...]) -> Actor | None:
     now = utcnow()
+    key = (id(uow.engine), hash_secret(secret))
+    hit = _good_credentials.get(key)
+    if hit is not None and monotonic() - hit[0] < CREDENTIAL_SECONDS:
+        _, kind, expires_at, is_demo, actor = hit
+        if kind not in kinds or (expires_at is not None and expires_at <= now) or (
+                is_demo and not get_settings().demo_mode):
+            return None
+        return actor
+    looked_up = monotonic()
     with uow.read() as conn:
-        row = conn.execute(
-            select(users, credentials.c.kind.label("credential_kind"),
-                   credentials.c.expires_at, credentials.c.revoked_at)
-            .join(credentials, credentials.c.user_id == users.c.id)
-            .where(credentials.c.secret_hash == hash_secret(secret))
-        ).mappings().first()
-        if row is None or row["credential_kind"] not in kinds or row["revoked_at"] is not None:
-            return None
-        if row["expires_at"] is not None and row["expires_at"] <= now:
-            return None
-        if not row["active"] or (row["is_demo"] and not get_settings().demo_mode):
-            return None
-        return _actor(row)
+        row = conn.execute(_CREDENTIAL_QUERY, {"secret_hash": key[1]}).mappings().first()
+    if row is None or row["credential_kind"] not in kinds or row["revoked_at"] is not None:
+        return None
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return None
+    if not row["active"] or (row["is_demo"] and not get_settings().demo_mode):
+        return None
+    actor = _actor(row)
+    if len(_good_credentials) >= _CREDENTIALS_KEPT:
+        _good_credentials.clear()
+    _good_credentials[key] = (looked_up, row["credential_kind"], row["expires_at"], row["is_demo"], actor)
+    return actor
+
+
+_CREDENTIAL_QUERY = (
+    select(users, credentials.c.kind.label("credential_kind"), credentials.c.expires_at,
+           credentials.c.revoked_at)
+    .join(credentials, credentials.c.user_id == users.c.id)
+    .where(credentials.c.secret_hash == bindparam("secret_hash")))
 
 
 def create_api_key(uow: UnitOfWork, actor: Actor, name: str) -> dict:
@@ -510,6 +563,7 @@ def list_api_keys(uow: UnitOfWork, actor: Actor, user_id: str | None = None) -> 
         return [_key_public(r) for r in rows]
 
 
+@_changes_credentials
 def revoke_api_key(uow: UnitOfWork, actor: Actor, key_id: str) -> dict:
     with uow.transaction() as conn:
         row = _own_key(uow, actor, key_id)
@@ -520,6 +574,7 @@ def revoke_api_key(uow: UnitOfWork, actor: Actor, key_id: str) -> dict:
                            .mappings().one())
 
 
+@_changes_credentials
 def rotate_api_key(uow: UnitOfWork, actor: Actor, key_id: str) -> dict:
     """Revoke a key and issue its successor under the same name, in one step."""
     with uow.transaction() as conn:

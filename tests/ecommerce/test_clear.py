@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
@@ -206,3 +208,31 @@ def test_clear_refuses_malformed_lines_with_file_and_line(cbec_world, uow, tmp_p
     assert {(r["file"], r["line"]) for r in summary.refused_lines} == {("orders", 1), ("orders", 2)}
     assert summary.refused == {"malformed_json": 1, "unknown_field": 1}
     assert results == {} and summary.waiting == 1
+
+
+_names = st.sampled_from(["order_no", "items", "buyer_name", "x", "order_no ", "Order_no"])
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                     st.sampled_from(["OD1", 'a"b', "a\\b", "\n", "é", "order_no", '"order_no":"X"']))
+_json = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                        st.dictionaries(_names, inner, max_size=4)), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(first=st.one_of(st.none(), _scalars), rest=st.lists(st.tuples(_names, _json), max_size=5),
+       spacing=st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")]), ascii_only=st.booleans(),
+       cut=st.integers(min_value=0, max_value=3))
+def test_an_order_number_read_at_sight_is_the_one_parsing_gives(first, rest, spacing, ascii_only, cut):
+    """Pass 1 reads an order's number off the raw line without parsing it only when parsing could
+    give nothing else (odd keys, repeats, nesting, escapes, spacing, truncated lines)."""
+    pairs = ([("order_no", first)] if first is not None else []) + rest
+    text = "{" + spacing[0].join(json.dumps(k) + spacing[1] + json.dumps(v, ensure_ascii=ascii_only)
+                                 for k, v in pairs) + "}"
+    raw = text.encode()[:len(text.encode()) - cut] + b"\n"
+    seen = bulk._order_no_at_sight(raw)
+    if seen is None:
+        return
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return                      # malformed: pass 2 parses it and refuses it
+    assert isinstance(parsed, dict) and parsed["order_no"] == seen

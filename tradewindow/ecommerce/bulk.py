@@ -33,6 +33,7 @@ import json
 import marshal
 import multiprocessing
 import os
+import re
 import resource
 import tempfile
 import zlib
@@ -106,9 +107,10 @@ class ClearSummary:
     def refuse(self, kind: Kind, line: int, problems: list[Problem]) -> None:
         for code in {p.code for p in problems}:
             self.refused[code] = self.refused.get(code, 0) + 1
-        if len(self.refused_lines) < REFUSED_KEPT:
-            self.refused_lines.append({"file": FILE_OF[kind], "line": line,
-                                       "errors": [p.as_dict() for p in problems]})
+        # the first lines by file and line, whichever pass finds them
+        self.refused_lines.append({"file": FILE_OF[kind], "line": line, "errors": [p.as_dict() for p in problems]})
+        if len(self.refused_lines) > 2 * REFUSED_KEPT:
+            self.refused_lines = _first_refused(self.refused_lines)
 
     def count(self, result: dict, taxes: tuple[int, int, int, int] | None = None) -> None:
         """Count a result; `taxes`: its duty, consumption tax, VAT and total in fen when known."""
@@ -131,8 +133,7 @@ class ClearSummary:
         self.repeated += other.repeated
         self.decided_before += other.decided_before
         self.waiting += other.waiting
-        self.refused_lines = sorted([*self.refused_lines, *other.refused_lines],
-                                    key=lambda r: (r["file"], r["line"]))[:REFUSED_KEPT]
+        self.refused_lines = _first_refused([*self.refused_lines, *other.refused_lines])
 
     @property
     def parcels(self) -> int:
@@ -141,10 +142,14 @@ class ClearSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"lines": self.lines, "accepted": self.accepted, "repeated": self.repeated,
                 "refused": sum(self.refused.values()), "refused_by_code": dict(sorted(self.refused.items())),
-                "refused_lines": self.refused_lines, "parcels_decided": self.parcels,
+                "refused_lines": _first_refused(self.refused_lines), "parcels_decided": self.parcels,
                 "decided_before": self.decided_before, "waiting": self.waiting, "decisions": self.decisions,
                 "reasons": dict(sorted(self.reasons.items())),
                 "taxes": {k: format_amount(from_minor_units(v)) for k, v in self.taxes.items()}}
+
+
+def _first_refused(lines: list[dict]) -> list[dict]:
+    return sorted(lines, key=lambda r: (r["file"], r["line"]))[:REFUSED_KEPT]
 
 
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -208,6 +213,54 @@ def partition_count(total_bytes: int) -> int:
     return max(1, min(MAX_PARTITIONS, -(-total_bytes // PARTITION_BYTES)))
 
 
+_ORDER_NO_FIRST = re.compile(rb'\{[ \t\r\n]*"order_no"[ \t\r\n]*:[ \t\r\n]*"([^"\\\x00-\x1f]+)"')
+
+
+def _order_no_at_sight(raw: bytes) -> str | None:
+    """An order line's number read off the raw line, when that is certain to be what parsing
+    would give: a plain string (no escape, quote or control character) under the first key of
+    the top-level object, and a line with no backslash (so every quoted name is a whole JSON
+    string) naming "order_no" only once (a repeated key would leave the last one standing). The
+    line may still be malformed: pass 2 parses it and refuses it then, as this pass would have
+    (an order line leaves nothing else behind in this pass; payments and waybills, whose numbers
+    are compared here, are parsed here). None: parse it here."""
+    if b"\\" in raw or raw.count(b'"order_no"') != 1:
+        return None
+    found = _ORDER_NO_FIRST.match(raw)
+    if found is None:
+        return None
+    try:
+        return found[1].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _put_line(handle: IO[bytes], char: str, line_no: int, order_no: str, raw: bytes) -> None:
+    """A line of an order partition, as read (parsed in pass 2): kind, line number, order number."""
+    key = order_no.encode()
+    handle.write(b"%s%s%s%s%s" % (char.encode(), line_no.to_bytes(4, "little"), len(key).to_bytes(2, "little"),
+                                  len(raw).to_bytes(4, "little"), key))
+    handle.write(raw)
+
+
+def _lines(path: Path) -> Iterator[tuple[str, int, str, bytes]]:
+    data = path.read_bytes()
+    at, end = 0, len(data)
+    while at < end:
+        char = chr(data[at])
+        line_no = int.from_bytes(data[at + 1:at + 5], "little")
+        key_size = int.from_bytes(data[at + 5:at + 7], "little")
+        size = int.from_bytes(data[at + 7:at + 11], "little")
+        at += 11
+        yield char, line_no, data[at:at + key_size].decode(), data[at + key_size:at + key_size + size]
+        at += key_size + size
+
+
+def _read_line(raw: bytes, line_no: int) -> Any:
+    """A line's JSON value; raises ValueError (UnicodeDecodeError, JSONDecodeError) when malformed."""
+    return json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))
+
+
 def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summary: ClearSummary,
                progress: Progress | None, worker: int = 0) -> None:
     """Pass 1 over some of the files, into partition files of this worker's own."""
@@ -225,28 +278,29 @@ def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summar
                     if not raw.strip():
                         continue
                     summary.lines[FILE_OF[kind]] += 1
-                    try:
-                        text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-                        obj = json.loads(text)
-                    except (UnicodeDecodeError, json.JSONDecodeError):
-                        summary.refuse(kind, line_no, [MALFORMED])
-                        continue
-                    if not allowed:
-                        summary.refuse(kind, line_no, [Problem("kind", "role_not_allowed",
-                                                               f"{kind.value.capitalize()}s are sent by the "
-                                                               f"{service.SENDERS[kind].value} role.")])
-                        continue
-                    order_no = obj.get("order_no") if isinstance(obj, dict) else None
-                    if not isinstance(order_no, str) or not order_no:
+                    order_no = _order_no_at_sight(raw) if allowed and kind is Kind.ORDER else None
+                    if order_no is None:
                         try:
-                            model.parse_record(kind, obj)
-                            problems = [Problem("order_no", "required", "order_no is required.")]
-                        except ValidationFailed as refused:
-                            problems = refused.problems
-                        summary.refuse(kind, line_no, problems)
-                        continue
-                    _put(by_order[_partition_of(order_no, k)], (char, line_no, obj))
-                    number = obj.get(number_field)
+                            obj = _read_line(raw, line_no)
+                        except ValueError:
+                            summary.refuse(kind, line_no, [MALFORMED])
+                            continue
+                        if not allowed:
+                            summary.refuse(kind, line_no, [Problem("kind", "role_not_allowed",
+                                                                   f"{kind.value.capitalize()}s are sent by the "
+                                                                   f"{service.SENDERS[kind].value} role.")])
+                            continue
+                        order_no = obj.get("order_no") if isinstance(obj, dict) else None
+                        if not isinstance(order_no, str) or not order_no:
+                            try:
+                                model.parse_record(kind, obj)
+                                problems = [Problem("order_no", "required", "order_no is required.")]
+                            except ValidationFailed as refused:
+                                problems = refused.problems
+                            summary.refuse(kind, line_no, problems)
+                            continue
+                        number = obj.get(number_field)
+                    _put_line(by_order[_partition_of(order_no, k)], char, line_no, order_no, raw)
                     if kind is not Kind.ORDER and isinstance(number, str):
                         by_number[_partition_of(number, k)].write(f"{char}\t{line_no}\t{number}\t{order_no}\n")
     finally:
@@ -367,10 +421,10 @@ class _Clearing:
 
     # --- pass 2
     def match(self, index: int, losers: set[tuple[str, int]], buyers: list[IO[bytes]], bonded: IO[str]) -> None:
-        groups: dict[str, list[tuple[Kind, int, Any]]] = {}
+        groups: dict[str, list[tuple[Kind, int, bytes]]] = {}
         for path in sorted(self.work.glob(f"o{index}_*")):
-            for char, line_no, obj in _values(path):
-                groups.setdefault(obj["order_no"], []).append((CHAR_KIND[char], line_no, obj))
+            for char, line_no, order_no, raw in _lines(path):
+                groups.setdefault(order_no, []).append((CHAR_KIND[char], line_no, raw))
             path.unlink()
         to_buyers: dict[int, list[tuple]] = {}
         order_nos = sorted(groups)
@@ -378,7 +432,12 @@ class _Clearing:
         numbers: dict[Kind, list[str]] = {Kind.PAYMENT: [], Kind.WAYBILL: []}
         for order_no in order_nos:
             docs: dict[Kind, list[_Doc]] = {k: [] for k in KINDS}
-            for kind, line_no, obj in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
+            for kind, line_no, raw in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
+                try:
+                    obj = _read_line(raw, line_no)
+                except ValueError:
+                    self.summary.refuse(kind, line_no, [MALFORMED])
+                    continue
                 try:
                     record = model.parse_record(kind, obj)
                 except ValidationFailed as refused:

@@ -73,6 +73,8 @@ DEFAULT_CONTEXT = model.DEFAULT_CONTEXT
 CHUNK = 500
 # Events applied to state read for them at once (containment, equipment): bounds what a capture holds.
 APPLY_CHUNK = 2000
+# EPCs looked up in one scan of a GIN index: its cost grows faster than the number of keys.
+GIN_KEYS = 500
 
 
 def _visible_parties(uow: UnitOfWork, actor: Actor) -> list[str] | None:
@@ -338,8 +340,8 @@ class _Capture:
         return self.consignments[consignment_id]
 
     def prepare(self, conn: Any, facts: Sequence[EventFacts]) -> None:
-        """Read, in a few set-based queries, everything applying `facts` will look at: the open
-        containment rows of every child an aggregation adds and of every parent one empties, the
+        """Read, in a few set-based queries, everything applying `facts` will look at (besides
+        what `load_holding` read): the open containment rows of every parent one empties, the
         equipment found inside what the events name at any moment of theirs (each event then picks
         its own), and which of all these EPCs are equipment."""
         adding: set[str] = set()
@@ -358,8 +360,6 @@ class _Capture:
                 adding.update(children)
                 carried[parent].update(children)
         open_rows = containment.c.until.is_(None)
-        for where in _holding_any(conn, adding):
-            self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
         for where in _among(conn, containment.c.parent_epc, emptying):
             self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
         self._look_up_units(conn, named | adding)
@@ -380,6 +380,15 @@ class _Capture:
             self._look_up_units(conn, found)
             frontier = found - seen
             seen |= found
+
+    def load_holding(self, conn: Any, facts: Iterable[EventFacts]) -> None:
+        """Read the open containment rows of every child the aggregations of `facts` add (to take
+        it out of where it was): before the capture stores its own events, which name them too."""
+        adding = {child for fact in facts if fact.type == "AggregationEvent" and fact.action != "DELETE"
+                  and fact.parent is not None for child in fact.epcs_in("child")}
+        open_rows = containment.c.until.is_(None)
+        for where in _holding_any(conn, adding):
+            self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
 
     def _add_stored(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for row in rows:
@@ -530,9 +539,10 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
         id=capture_id, captured_by=actor.enterprise_id, user_id=actor.user_id, captured_at=now,
         context=document.get("@context"), event_count=len(facts), new_count=len(fresh)))
     if fresh:
+        state = _Capture(effective_rules(uow))
+        state.load_holding(conn, (fact for _, fact, _ in fresh))
         _insert_rows(conn, epcis_events, EVENT_COLUMNS,
                      [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
-        state = _Capture(effective_rules(uow))
         ordered = sorted(((pk, fact) for pk, fact, _ in fresh), key=lambda item: (item[1].event_time, item[0]))
         for start in range(0, len(ordered), APPLY_CHUNK):
             chunk = ordered[start:start + APPLY_CHUNK]
@@ -568,15 +578,24 @@ def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
 
 def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
     """Conditions a containment row holds one of `epcs` among its children. On PostgreSQL through
-    the aggregation events that name them (the GIN index of their EPC lists) and the rows those
-    events made; elsewhere by reading the rows' lists."""
+    the aggregation events that name them, found by the GIN index of their EPC lists (GIN_KEYS
+    EPCs a scan), and the rows those events made; elsewhere by reading the rows' lists."""
     values = sorted(set(epcs))
     if not values:
         return
     if conn.dialect.name == "postgresql":
-        wanted = _text_array(values)
-        yield containment.c.event_pk.in_(select(epcis_events.c.pk).where(
-            epcis_events.c.event_type == "AggregationEvent", epcis_events.c.epcs.op("&&")(wanted)))
+        naming: set[str] = set()
+        # Compared row by row, `lists && many` costs the product of their lengths: the planner,
+        # which cannot know that, may prefer reading a small table whole. Only the index scan.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        try:
+            for start in range(0, len(values), GIN_KEYS):
+                naming.update(conn.execute(select(epcis_events.c.pk).where(
+                    epcis_events.c.event_type == "AggregationEvent",
+                    epcis_events.c.epcs.op("&&")(_text_array(values[start:start + GIN_KEYS])))).scalars())
+        finally:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        yield from _among(conn, containment.c.event_pk, naming)
         return
     for start in range(0, len(values), CHUNK):
         yield _any_element(containment.c.children, lambda value, chunk=values[start:start + CHUNK]: value.in_(chunk))

@@ -17,7 +17,9 @@ def EpcList() -> JSON:  # noqa: N802 - reads like a column type
 
 
 # Only PostgreSQL indexes these (GIN over the EPC arrays); on SQLite the partial index is empty.
-ON_POSTGRESQL_ONLY = {"postgresql_using": "gin", "sqlite_where": text("0")}
+# Without fast update: capture looks up thousands of EPCs at once, and a scan compares each with
+# every entry of the pending list (the product of the two), where the index proper finds each.
+ON_POSTGRESQL_ONLY = {"postgresql_using": "gin", "postgresql_with": {"fastupdate": "off"}, "sqlite_where": text("0")}
 
 consignments = Table(
     "consignments", metadata,

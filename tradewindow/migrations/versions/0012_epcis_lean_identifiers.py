@@ -61,7 +61,7 @@ def upgrade() -> None:
         batch.drop_column('child_epc')
         batch.alter_column('children', existing_type=_epc_list(), nullable=False)
     op.create_index('ix_epcis_events_epcs', 'epcis_events', ['epcs'], unique=False,
-                    postgresql_using='gin', sqlite_where=sa.text('0'))
+                    postgresql_using='gin', postgresql_with={'fastupdate': 'off'}, sqlite_where=sa.text('0'))
     op.create_index('ix_epcis_events_parent_epc', 'epcis_events', ['parent_epc'], unique=False,
                     postgresql_where=sa.text('parent_epc IS NOT NULL'), sqlite_where=sa.text('parent_epc IS NOT NULL'))
     op.create_index('ix_containment_event', 'containment', ['event_pk'], unique=False)

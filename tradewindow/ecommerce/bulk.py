@@ -39,20 +39,20 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Decision, Kind, Reason
 from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.auth import Actor
-from tradewindow.platform.bulk import cycle_collection_paused
+from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Problem, ValidationFailed, require
 from tradewindow.platform.ids import new_id
@@ -398,10 +398,10 @@ class _Clearing:
                 select(cbec_buyer_years.c.year).limit(1).subquery())).scalar_one())
 
     # --- rows
-    def _time(self, moment: datetime) -> Any:
-        moment = moment.astimezone(UTC)
-        # text as each database takes it: ISO 8601 for PostgreSQL's COPY, SQLAlchemy's SQLite form
-        return moment.isoformat() if self.postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    @staticmethod
+    def _time(moment: datetime) -> str:
+        """A time as stored rows carry it: ISO 8601 text with its offset (see insert_rows)."""
+        return moment.isoformat()
 
     def _doc_row(self, doc: _Doc, sender: str | None, now: Any) -> tuple:
         record = doc.record
@@ -551,7 +551,6 @@ class _Clearing:
             assessment = model.Assessment(tuple(Reason(r) for r in e[4]), from_minor_units(e[5]))
             candidates.append(model.Candidate(e[2], e[0], datetime.fromisoformat(e[1]), assessment, e[3]))
         now = utcnow()
-        stamp = self._time(now)
         with self.uow.transaction() as conn:
             keys = sorted({(e[0], e[3]) for e in entries})
             totals = self._year_totals(conn, keys)
@@ -560,8 +559,8 @@ class _Clearing:
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows = []
             counted: dict[tuple[str, int], list[int]] = {}
-            for e, candidate in zip(entries, candidates, strict=True):
-                (buyer, _, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
+            for e in entries:
+                (buyer, ordered_at, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
                  payment_sender, logistics_sender, rows) = e
                 outcome = outcomes[order_no]
                 for char, row in rows.items():
@@ -575,17 +574,16 @@ class _Clearing:
                 if counted_fen:
                     slot[0], slot[1] = after, slot[1] + 1
                 parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
-                                    logistics_sender, self._time(candidate.ordered_at), decision,
-                                    json.dumps(reasons), "decided", value, duty, ctax, vat,
-                                    duty + ctax + vat, counted_fen, after, stamp, None, None))
+                                    logistics_sender, ordered_at, decision, json.dumps(reasons), "decided", value,
+                                    duty, ctax, vat, duty + ctax + vat, counted_fen, after, now, None, None))
                 result = {"order_no": order_no, "waybill_no": waybill_no, "buyer_id_number": model.mask_id(buyer),
                           "decision": decision, "reasons": reasons, "customs_value": _fen(value),
                           "duty": _fen(duty), "consumption_tax": _fen(ctax), "vat": _fen(vat),
                           "total_tax": _fen(duty + ctax + vat), "buyer_year_total_after": _fen(after)}
                 self._write_result(result, (duty, ctax, vat, duty + ctax + vat))
             self._store(conn, doc_rows)
-            self._copy(conn, "cbec_parcels", PARCEL_COLUMNS, parcel_rows)
-            self._store_years(conn, counted, set(totals), stamp)
+            insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)
+            self._store_years(conn, counted, set(totals), now)
         if self.progress:
             self.progress("decided", len(entries))
 
@@ -603,33 +601,23 @@ class _Clearing:
                     totals[(buyer, year)] = total
         return totals
 
-    def _store_years(self, conn: Any, counted: dict[tuple[str, int], list[int]], known: set, stamp: Any) -> None:
-        fresh = [(b, y, total, n, stamp) for (b, y), (total, n) in counted.items() if (b, y) not in known]
-        self._copy(conn, "cbec_buyer_years", YEAR_COLUMNS, fresh)
-        changed = [(total, n, stamp, b, y) for (b, y), (total, n) in counted.items() if (b, y) in known and n]
+    def _store_years(self, conn: Any, counted: dict[tuple[str, int], list[int]], known: set, now: datetime) -> None:
+        fresh = [(b, y, total, n, now) for (b, y), (total, n) in counted.items() if (b, y) not in known]
+        insert_rows(conn, cbec_buyer_years, YEAR_COLUMNS, fresh)
+        changed = [{"b_buyer": b, "b_year": y, "b_total": total, "b_parcels": n}
+                   for (b, y), (total, n) in counted.items() if (b, y) in known and n]
         if changed:
-            marker = "%s" if self.postgres else "?"
-            conn.exec_driver_sql(
-                f"UPDATE cbec_buyer_years SET total_fen = {marker}, parcels = parcels + {marker}, "
-                f"updated_at = {marker} WHERE buyer_id_number = {marker} AND year = {marker}", changed)
+            years = cbec_buyer_years.c
+            conn.execute(update(cbec_buyer_years).where(
+                years.buyer_id_number == bindparam("b_buyer"), years.year == bindparam("b_year"))
+                .values(total_fen=bindparam("b_total"), parcels=cbec_buyer_years.c.parcels + bindparam("b_parcels"),
+                        updated_at=now), changed)
 
     # --- storing
     def _store(self, conn: Any, rows: dict[Kind, list[tuple]]) -> None:
-        self._copy(conn, "cbec_orders", ORDER_COLUMNS, rows[Kind.ORDER])
-        self._copy(conn, "cbec_payments", DOC_COLUMNS[Kind.PAYMENT], rows[Kind.PAYMENT])
-        self._copy(conn, "cbec_waybills", DOC_COLUMNS[Kind.WAYBILL], rows[Kind.WAYBILL])
-
-    def _copy(self, conn: Any, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-        if not rows:
-            return
-        if self.postgres:
-            cursor = conn.connection.driver_connection.cursor()
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in columns)
-            conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        insert_rows(conn, cbec_orders, ORDER_COLUMNS, rows[Kind.ORDER], json_written=True)
+        insert_rows(conn, cbec_payments, DOC_COLUMNS[Kind.PAYMENT], rows[Kind.PAYMENT], json_written=True)
+        insert_rows(conn, cbec_waybills, DOC_COLUMNS[Kind.WAYBILL], rows[Kind.WAYBILL], json_written=True)
 
     def _write_result(self, result: dict, taxes: tuple[int, int, int, int] | None = None) -> None:
         self.summary.count(result, taxes)

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, String, any_, bindparam, case, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import String, any_, bindparam, case, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -45,6 +45,7 @@ from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
+from tradewindow.platform.bulk import JsonText, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
@@ -278,7 +279,7 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
     if not decided:
         return
     conn, now = uow.conn, utcnow()
-    _insert_rows(uow, conn, cbec_parcels, [d.row for d in decided])
+    _insert_rows(conn, cbec_parcels, [d.row for d in decided])
     totals: dict[tuple[str, int], list[int]] = {}
     for d in decided:
         if d.outcome.counted:
@@ -467,7 +468,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
             continue
         held[(kind, record.number)] = (digest, sender)
         row: dict[str, Any] = {"id": next(ids), name: record.number, "sender_id": sender, "content_hash": digest,
-                               "body": _Text(body), "received_at": now}
+                               "body": JsonText(body), "received_at": now}
         if isinstance(record, model.Order):
             row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}
         else:
@@ -478,43 +479,17 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
                                    None, {"order_no": record.order_no}))
         outcomes.append("created")
     for kind, new in rows.items():
-        _insert_rows(uow, conn, TABLES[kind][0], new)
+        _insert_rows(conn, TABLES[kind][0], new)
     record_audits(conn, audits)
     return outcomes
 
 
-class _Text(str):
-    """A JSON column's value already written as JSON text (the canonical body)."""
-
-    __slots__ = ()
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _insert_rows(uow: UnitOfWork, conn: Connection, table: Any, rows: list[dict]) -> None:
-    """Insert many rows of one of this context's tables (all with the same keys): by COPY on
-    PostgreSQL, a fraction of an INSERT per row; a unique violation is a Conflict, as an INSERT's."""
-    if not rows:
-        return
-    if uow.dialect != "postgresql":
-        conn.execute(insert(table), [{k: json.loads(v) if type(v) is _Text else v for k, v in row.items()}
-                                     for row in rows])
-        return
-    import psycopg  # only where PostgreSQL is used
-
-    columns = tuple(rows[0])
-    as_json = [isinstance(table.c[name].type, JSON) for name in columns]
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([(value if type(value) is _Text else _json_text(value))
-                                if json_column and value is not None else value
-                                for json_column, value in zip(as_json, (row[name] for name in columns), strict=True)])
-    except psycopg.errors.IntegrityError as exc:
-        raise Conflict(f"{table.name}: {exc.diag.message_detail or exc}", "duplicate") from exc
+def _insert_rows(conn: Connection, table: Any, rows: list[dict]) -> None:
+    """Insert many rows of one of this context's tables (all with the same keys): platform.bulk's
+    insert_rows (COPY on PostgreSQL); a unique violation is a Conflict, as an INSERT's."""
+    if rows:
+        columns = tuple(rows[0])
+        insert_rows(conn, table, columns, [tuple(row[name] for name in columns) for row in rows])
 
 
 def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],

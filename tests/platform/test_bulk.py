@@ -1,0 +1,50 @@
+"""platform.bulk.insert_rows: many rows stored as INSERTs would store them (COPY on PostgreSQL,
+executemany elsewhere), read back equal on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from tradewindow.platform.bulk import JsonText, insert_rows
+from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.errors import Conflict
+from tradewindow.platform.tables import audit_log
+
+COLUMNS = ("id", "at", "actor_user_id", "actor_name", "action", "object_type", "object_id", "before", "after")
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def test_rows_come_back_as_given_whatever_form_their_times_and_json_take(db):
+    at = datetime(2026, 11, 11, 0, 5, 1, 123456, tzinfo=SHANGHAI)
+    rows = [("A1", at, None, "system", "x.done", "thing", "1", {"n": 1, "text": "雪\t\\ \n"}, None),
+            ("A2", at.isoformat(), "U1", "alice", "x.done", "thing", "2", None, JsonText('{"b": [1, 2]}'))]
+    with UnitOfWork(db).transaction() as conn:
+        insert_rows(conn, audit_log, COLUMNS, rows)
+    with db.connect() as conn:
+        stored = {r.id: r for r in conn.execute(select(audit_log).where(audit_log.c.id.in_(["A1", "A2"])))}
+    assert stored["A1"].at == stored["A2"].at == at.astimezone(UTC)
+    assert stored["A1"].before == {"n": 1, "text": "雪\t\\ \n"} and stored["A1"].after is None
+    assert stored["A2"].before is None and stored["A2"].after == {"b": [1, 2]}
+    assert stored["A2"].actor_user_id == "U1"
+
+
+def test_json_written_takes_every_json_value_as_text(db):
+    with UnitOfWork(db).transaction() as conn:
+        insert_rows(conn, audit_log, COLUMNS, [("J1", datetime.now(UTC), None, "s", "a", "t", "1", '["r"]', None)],
+                    json_written=True)
+    with db.connect() as conn:
+        assert conn.execute(select(audit_log.c.before).where(audit_log.c.id == "J1")).scalar_one() == ["r"]
+
+
+def test_a_taken_key_is_a_conflict_and_nothing_of_the_call_is_stored(db):
+    row = ("D1", datetime.now(UTC), None, "s", "a", "t", "1", None, None)
+    with UnitOfWork(db).transaction() as conn:
+        insert_rows(conn, audit_log, COLUMNS, [row])
+    with pytest.raises(Conflict) as refused, UnitOfWork(db).transaction() as conn:
+        insert_rows(conn, audit_log, COLUMNS, [("D2", *row[1:]), row])
+    assert refused.value.code == "duplicate"
+    with db.connect() as conn:
+        assert conn.execute(select(audit_log.c.id).where(audit_log.c.id.in_(["D1", "D2"]))).scalars().all() == ["D1"]

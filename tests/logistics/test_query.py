@@ -93,3 +93,20 @@ def test_the_answer_is_a_query_document_the_schema_accepts(client, as_user, capt
     body.pop("nextPageToken", None)
     schema = json.loads(epcis_schema.read_text(encoding="utf-8"))
     assert not list(jsonschema.Draft7Validator(schema).iter_errors(body))
+
+
+@pytest.mark.parametrize("odd", ["urn:example:a,b", "urn:example:{x}", 'urn:example:q"uote\\d', "NULL", "urn:x: y"])
+def test_an_epc_with_characters_special_to_arrays_is_stored_and_matched_as_sent(client, as_user, carriers,
+                                                                                epcis_schema, odd):
+    # The EPCs of an event are one list on its row (a PostgreSQL array, written by COPY). A comma
+    # separates values in the query parameters: an EPC with one is asked for by a pattern.
+    doc = document(event(0, [odd, "urn:example:plain"], "CNTNR"),
+                   {"type": "AggregationEvent", "eventTime": "2026-03-01T05:00:00Z", "eventTimeZoneOffset": "+00:00",
+                    "parentID": "urn:example:bag", "childEPCs": [odd], "action": "ADD"})
+    response = client.post("/api/v1/epcis/capture", json=doc, headers=as_user("carrier"))
+    assert response.status_code == 201, response.text
+    found, body = query(client, as_user, MATCH_epc=odd if "," not in odd else odd.split(",")[0] + "*")
+    assert found == response.json()["event_ids"]
+    assert body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["epcList"] == [odd, "urn:example:plain"]
+    assert query(client, as_user, MATCH_epc=odd.split(",")[0][:-1] + "*")[0] == found
+    assert query(client, as_user, MATCH_anyEPC="urn:example:bag")[0] == found[1:]

@@ -651,7 +651,7 @@ def _canonical(value: Any, key: str | None = None) -> str:
         return "{" + ",".join((_json_string(k) if type(k) is str else _json_value(k)) + ":" + _canonical(v, k)
                               for k, v in sorted(value.items())) + "}"
     if kind is list or isinstance(value, list):
-        parts = [_canonical(v) for v in value]
+        parts = [_json_string(v) if type(v) is str else _canonical(v) for v in value]
         if key in UNORDERED_LISTS:
             parts.sort()
         return "[" + ",".join(parts) + "]"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -446,9 +447,9 @@ class _Capture:
         for _ in range(6):
             if not frontier:
                 break
+            units = self.units_by_epc
             inside = {row.child_epc for parent in frontier for row in self.by_parent.get(parent, ())
-                      if row.since <= at and (row.until is None or row.until > at)
-                      and self.units_by_epc.get(row.child_epc)}
+                      if units.get(row.child_epc) and row.since <= at and (row.until is None or row.until > at)}
             frontier = inside - found - epcs
             found |= frontier
         return found
@@ -632,17 +633,22 @@ def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple
         return
     import psycopg
 
-    as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type.dialect_impl(conn.dialect), JSON)]
+    impls = [table.c[name].type.dialect_impl(conn.dialect) for name in names]
+    as_json = [i for i, impl in enumerate(impls) if isinstance(impl, JSON)]
+    as_array = [i for i, impl in enumerate(impls) if isinstance(impl, postgresql.ARRAY)]
     cursor = conn.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
             write = copy.write_row
-            if as_json:
+            if as_json or as_array:
                 for row in rows:
                     values = list(row)
                     for i in as_json:
                         if values[i] is not None:
                             values[i] = _json_text(values[i])
+                    for i in as_array:
+                        if values[i] is not None:
+                            values[i] = _array_text(values[i])
                     write(values)
             else:
                 for row in rows:
@@ -653,7 +659,23 @@ def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple
 
 def _json_text(value: Any) -> str:
     """JSON as the engine writes it (platform.db's serializer)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _json_encode(value)
+
+
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+# What makes a comma-joined list of strings need quoting as a PostgreSQL array literal: special
+# characters, an empty element or a NULL.
+_ARRAY_QUOTING = re.compile(r'[{}"\\\s]|(?:^|,)(?:null)?(?:,|$)', re.IGNORECASE)
+
+
+def _array_text(values: Sequence[str]) -> str:
+    """A list of strings as a PostgreSQL array literal, for COPY: EPCs need no quotes, so the
+    common case is one join and one search (psycopg's list dumper searches each element)."""
+    joined = ",".join(values)
+    if joined.count(",") == len(values) - 1 and not _ARRAY_QUOTING.search(joined):
+        return "{" + joined + "}"
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",

@@ -27,7 +27,10 @@ def upgrade() -> None:
     conn = op.get_bind()
     pg = conn.dialect.name == "postgresql"
     op.add_column('epcis_events', sa.Column('parent_epc', sa.Text(), nullable=True))
-    op.add_column('epcis_events', sa.Column('epcs', _epc_list(), nullable=True))
+    # SQLite cannot make a column NOT NULL in place, and rebuilding epcis_events would break the
+    # foreign keys to it: there the column comes with a default for the existing rows.
+    op.add_column('epcis_events', sa.Column('epcs', _epc_list(), nullable=pg,
+                                            **({} if pg else {"server_default": "[]"})))
     op.add_column('containment', sa.Column('children', _epc_list(), nullable=True))
     if pg:
         op.execute("UPDATE epcis_events e SET parent_epc = p.epc FROM ("
@@ -55,8 +58,8 @@ def upgrade() -> None:
     op.drop_index('ix_epcis_event_epcs_epc', table_name='epcis_event_epcs')
     op.drop_table('epcis_event_epcs')
     op.drop_index('ix_containment_child', table_name='containment')
-    with op.batch_alter_table('epcis_events') as batch:
-        batch.alter_column('epcs', existing_type=_epc_list(), nullable=False)
+    if pg:
+        op.alter_column('epcis_events', 'epcs', existing_type=_epc_list(), nullable=False)
     with op.batch_alter_table('containment') as batch:
         batch.drop_column('child_epc')
         batch.alter_column('children', existing_type=_epc_list(), nullable=False)
@@ -108,6 +111,5 @@ def downgrade() -> None:
         batch.drop_column('children')
         batch.alter_column('child_epc', existing_type=sa.String(length=300), nullable=False)
     op.create_index('ix_containment_child', 'containment', ['child_epc'], unique=False)
-    with op.batch_alter_table('epcis_events') as batch:
-        batch.drop_column('epcs')
-        batch.drop_column('parent_epc')
+    op.drop_column('epcis_events', 'epcs')
+    op.drop_column('epcis_events', 'parent_epc')

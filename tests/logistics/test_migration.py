@@ -1,0 +1,87 @@
+"""Migration 0012 moves an existing database's EPCIS identifiers onto the event rows and its
+containment rows into one row per aggregation, and back on downgrade, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+
+from tradewindow.logistics import service
+from tradewindow.logistics.service import EventQuery
+from tradewindow.logistics.tables import containment, epcis_events
+from tradewindow.migrations import alembic_config, upgrade
+from tradewindow.platform.auth import Actor, Role
+from tradewindow.platform.db import UnitOfWork, make_engine
+
+T = datetime(2026, 3, 1, tzinfo=UTC)
+LATER = datetime(2026, 3, 2, tzinfo=UTC)
+BAG, WAGON = "urn:epc:id:sscc:4012345.0000000001", "urn:tradewindow:wagon:C701234567"
+PARCELS = [f"urn:epc:id:sgtin:4012345.011111.{n}" for n in range(3)]
+CONTAINER = "urn:tradewindow:container:CSQU3054383"
+OFFICER = Actor(user_id=None, username="officer", role=Role.CUSTOMS)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_cluster").create_database("logistics_0011")
+    engine = make_engine(url)
+    upgrade(engine, "0011")
+    yield engine
+    engine.dispose()
+
+
+def _old_rows(conn) -> None:
+    """Two aggregations in the old layout: parcels packed into a bag (one left it later), a
+    container loaded onto a wagon; and an object event on a parcel."""
+    conn.execute(text("INSERT INTO epcis_captures (id, captured_at, event_count, new_count) "
+                      "VALUES ('C1', :t, 3, 3)"), {"t": T})
+    for pk, kind, minutes in (("E1", "AggregationEvent", 0), ("E2", "AggregationEvent", 1), ("E3", "ObjectEvent", 2)):
+        conn.execute(text("INSERT INTO epcis_events (pk, event_id, event_type, event_time, record_time, capture_id, "
+                          "body) VALUES (:pk, :pk, :kind, :t, :t, 'C1', '{}')"),
+                     {"pk": pk, "kind": kind, "t": T.replace(minute=minutes)})
+    identifiers = [("E1", BAG, "parent"), *(("E1", p, "child") for p in PARCELS),
+                   ("E2", WAGON, "parent"), ("E2", CONTAINER, "child"), ("E3", PARCELS[0], "epc")]
+    conn.execute(text("INSERT INTO epcis_event_epcs (event_pk, epc, role) VALUES (:pk, :epc, :role)"),
+                 [{"pk": pk, "epc": epc, "role": role} for pk, epc, role in identifiers])
+    rows = [("R1", BAG, PARCELS[0], None, "E1"), ("R2", BAG, PARCELS[1], LATER, "E1"),
+            ("R3", BAG, PARCELS[2], None, "E1"), ("R4", WAGON, CONTAINER, None, "E2")]
+    conn.execute(text("INSERT INTO containment (id, parent_epc, child_epc, since, until, event_pk) "
+                      "VALUES (:id, :parent, :child, :since, :until, :pk)"),
+                 [{"id": i, "parent": p, "child": c, "since": T, "until": u, "pk": pk} for i, p, c, u, pk in rows])
+
+
+def test_the_identifiers_and_containment_move_to_the_lean_layout_and_back(old_engine):
+    with old_engine.begin() as conn:
+        _old_rows(conn)
+    upgrade(old_engine)
+    with old_engine.connect() as conn:
+        events = {r.pk: (r.parent_epc, sorted(r.epcs)) for r in conn.execute(select(epcis_events))}
+        groups = sorted((r.parent_epc, list(r.children), r.until, r.event_pk)
+                        for r in conn.execute(select(containment)))
+    assert events == {"E1": (BAG, PARCELS), "E2": (WAGON, [CONTAINER]), "E3": (None, [PARCELS[0]])}
+    assert groups == [(BAG, [PARCELS[0], PARCELS[2]], None, "E1"), (BAG, [PARCELS[1]], LATER, "E1"),
+                      (WAGON, [CONTAINER], None, "E2")]
+    uow = UnitOfWork(old_engine)
+    found = service.query_events(uow, OFFICER, EventQuery(match_epc=[PARCELS[0]]))
+    assert [e["eventID"] for e in found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == ["E1", "E3"]
+    with uow.read():
+        assert service._contents(uow, {BAG}, LATER) == {PARCELS[0], PARCELS[2]}
+
+    config = alembic_config(old_engine.url.render_as_string(hide_password=False))
+    with old_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011")
+    with old_engine.connect() as conn:
+        identifiers = sorted(conn.execute(text("SELECT event_pk, epc, role FROM epcis_event_epcs")).all())
+        rows = sorted(conn.execute(text("SELECT parent_epc, child_epc, until, event_pk FROM containment")).all())
+    assert identifiers == sorted([("E1", BAG, "parent"), *(("E1", p, "child") for p in PARCELS),
+                                  ("E2", WAGON, "parent"), ("E2", CONTAINER, "child"), ("E3", PARCELS[0], "epc")])
+    assert [(p, c, u is not None, pk) for p, c, u, pk in rows] == [
+        (BAG, PARCELS[0], False, "E1"), (BAG, PARCELS[1], True, "E1"), (BAG, PARCELS[2], False, "E1"),
+        (WAGON, CONTAINER, False, "E2")]

@@ -236,3 +236,18 @@ def test_an_order_number_read_at_sight_is_the_one_parsing_gives(first, rest, spa
     except ValueError:
         return                      # malformed: pass 2 parses it and refuses it
     assert isinstance(parsed, dict) and parsed["order_no"] == seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(numbers=st.lists(st.text(min_size=1, max_size=10), min_size=3, max_size=3),
+       decision=st.sampled_from(["release", "inspect", "reject"]),
+       reasons=st.lists(st.sampled_from([r.value for r in model.Reason]), max_size=3),
+       fen=st.lists(st.integers(0, 10**12), min_size=6, max_size=6))
+def test_a_result_line_written_by_hand_is_json_dumps_of_the_result(numbers, decision, reasons, fen):
+    order_no, waybill_no, buyer = numbers
+    result = {"order_no": order_no, "waybill_no": waybill_no, "buyer_id_number": model.mask_id(buyer),
+              "decision": decision, "reasons": reasons,
+              **{name: bulk._fen(f) for name, f in zip(("customs_value", "duty", "consumption_tax", "vat", "total_tax",
+                                                        "buyer_year_total_after"), fen, strict=True)}}
+    text = bulk._result_text(order_no, waybill_no, buyer, decision, json.dumps(reasons), tuple(fen))
+    assert text == json.dumps(result, ensure_ascii=False) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -122,3 +123,25 @@ def test_the_quick_reading_of_a_record_agrees_with_the_full_one(data):
                 item[name] = data.draw(ODD_VALUES)
             raw["items"] = [item, *raw["items"][1:]]
         assert _reading(quick, raw) == _reading(full, raw)
+
+
+_texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+_odd_amounts = ("0", "0.00", "12.50", "1E+3", "-0.00", "5000.001")
+_amounts = st.integers(0, 3).flatmap(lambda places: st.decimals(min_value=0, max_value=10**9, places=places)) | \
+    st.sampled_from([Decimal(a) for a in _odd_amounts])
+_moments = st.datetimes(timezones=st.sampled_from([UTC, ZoneInfo("Asia/Shanghai")]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_texts, min_size=12, max_size=12), amounts=st.lists(_amounts, min_size=6, max_size=6),
+       moment=_moments, origin=st.none() | _texts, bonded=st.none() | _texts, items=st.integers(1, 3))
+def test_the_canonical_text_written_by_hand_is_the_encoders(texts, amounts, moment, origin, bonded, items):
+    """canonical_text writes the JSON of canonical(record) field by field: the same text, so the
+    same content hash and stored body, for any strings, amounts, times and optional fields."""
+    item = model.OrderItem(texts[0], texts[1], amounts[0], texts[2], amounts[1], origin)
+    order = model.Order(texts[3], texts[4], moment, texts[5], texts[6], texts[7], texts[8], "CNY", amounts[2],
+                        amounts[3], amounts[4], amounts[5], (item,) * items, bonded)
+    payment = model.Payment(texts[9], texts[3], texts[5], texts[10], amounts[2], moment)
+    waybill = model.Waybill(texts[11], texts[3], texts[7], texts[8], amounts[0], moment)
+    for record in (order, payment, waybill):
+        assert model.canonical_text(record) == model.canonical_text_encoded(record)

@@ -112,15 +112,18 @@ class ClearSummary:
         if len(self.refused_lines) > 2 * REFUSED_KEPT:
             self.refused_lines = _first_refused(self.refused_lines)
 
-    def count(self, result: dict, taxes: tuple[int, int, int, int] | None = None) -> None:
-        """Count a result; `taxes`: its duty, consumption tax, VAT and total in fen when known."""
-        self.decisions[result["decision"]] += 1
-        for reason in result["reasons"]:
+    def count(self, result: dict) -> None:
+        """Count a result line."""
+        taxes = tuple(to_minor_units(Decimal(result[name])) for name in TAX_NAMES)
+        self.count_decided(result["decision"], result["reasons"], taxes)  # type: ignore[arg-type]
+
+    def count_decided(self, decision: str, reasons: list[str], taxes: tuple[int, int, int, int]) -> None:
+        """Count a decision, its reasons and its duty, consumption tax, VAT and total in fen."""
+        self.decisions[decision] += 1
+        for reason in reasons:
             self.reasons[reason] = self.reasons.get(reason, 0) + 1
-        if result["decision"] != Decision.REJECT.value:
-            if taxes is None:
-                taxes = tuple(to_minor_units(Decimal(result[name])) for name in TAX_NAMES)  # type: ignore[assignment]
-            for name, fen in zip(TAX_NAMES, taxes, strict=True):  # type: ignore[arg-type]
+        if decision != Decision.REJECT.value:
+            for name, fen in zip(TAX_NAMES, taxes, strict=True):
                 self.taxes[name] += fen
 
     def merge(self, other: ClearSummary) -> None:
@@ -177,6 +180,23 @@ class _Ids:
 def _fen(value: int) -> str:
     """An amount in fen as the system writes amounts ("53846.25")."""
     return f"-{_fen(-value)}" if value < 0 else f"{value // 100}.{value % 100:02d}"
+
+
+_json_string = json.encoder.encode_basestring      # as json.dumps(..., ensure_ascii=False) writes a str
+
+
+def _result_text(order_no: str, waybill_no: str, buyer: str, decision: str, reasons_text: str,
+                 fen: tuple[int, int, int, int, int, int]) -> str:
+    """A result line as `json.dumps(result, ensure_ascii=False)` writes service.result_line's
+    dictionary (a test holds them equal): customs value, duty, consumption tax, VAT, total tax
+    and the buyer's year total after, in fen."""
+    e = _json_string
+    value, duty, ctax, vat, total, after = fen
+    return (f'{{"order_no": {e(order_no)}, "waybill_no": {e(waybill_no)}, '
+            f'"buyer_id_number": {e(model.mask_id(buyer))}, '
+            f'"decision": "{decision}", "reasons": {reasons_text}, "customs_value": "{_fen(value)}", '
+            f'"duty": "{_fen(duty)}", "consumption_tax": "{_fen(ctax)}", "vat": "{_fen(vat)}", '
+            f'"total_tax": "{_fen(total)}", "buyer_year_total_after": "{_fen(after)}"}}\n')
 
 
 def _hashed(record: model.Record) -> tuple[str, str]:
@@ -573,14 +593,14 @@ class _Clearing:
                 slot = counted.setdefault(key, [totals.get(key, 0), 0])
                 if counted_fen:
                     slot[0], slot[1] = after, slot[1] + 1
+                reasons_text = json.dumps(reasons)
                 parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
-                                    logistics_sender, ordered_at, decision, json.dumps(reasons), "decided", value,
+                                    logistics_sender, ordered_at, decision, reasons_text, "decided", value,
                                     duty, ctax, vat, duty + ctax + vat, counted_fen, after, now, None, None))
-                result = {"order_no": order_no, "waybill_no": waybill_no, "buyer_id_number": model.mask_id(buyer),
-                          "decision": decision, "reasons": reasons, "customs_value": _fen(value),
-                          "duty": _fen(duty), "consumption_tax": _fen(ctax), "vat": _fen(vat),
-                          "total_tax": _fen(duty + ctax + vat), "buyer_year_total_after": _fen(after)}
-                self._write_result(result, (duty, ctax, vat, duty + ctax + vat))
+                self.summary.count_decided(decision, reasons, (duty, ctax, vat, duty + ctax + vat))
+                if self.results is not None:
+                    self.results.write(_result_text(order_no, waybill_no, buyer, decision, reasons_text,
+                                                    (value, duty, ctax, vat, duty + ctax + vat, after)))
             self._store(conn, doc_rows)
             insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)
             self._store_years(conn, counted, set(totals), now)
@@ -619,8 +639,8 @@ class _Clearing:
         insert_rows(conn, cbec_payments, DOC_COLUMNS[Kind.PAYMENT], rows[Kind.PAYMENT], json_written=True)
         insert_rows(conn, cbec_waybills, DOC_COLUMNS[Kind.WAYBILL], rows[Kind.WAYBILL], json_written=True)
 
-    def _write_result(self, result: dict, taxes: tuple[int, int, int, int] | None = None) -> None:
-        self.summary.count(result, taxes)
+    def _write_result(self, result: dict) -> None:
+        self.summary.count(result)
         if self.results is not None:
             self.results.write(json.dumps(result, ensure_ascii=False) + "\n")
 

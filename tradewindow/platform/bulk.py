@@ -13,6 +13,9 @@ from sqlalchemy import JSON, Connection, Table
 
 from tradewindow.platform.errors import Conflict, Problem
 
+# From this many rows on, a COPY beats one INSERT statement per row (executemany) on PostgreSQL.
+BULK_ROWS = 20
+
 
 class JsonText(str):
     """A JSON column's value already written as JSON text (stored as it is, not encoded again)."""

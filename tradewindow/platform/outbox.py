@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from tradewindow.platform.bulk import BULK_ROWS, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.tables import outbox_events
@@ -58,8 +59,12 @@ def event_record(event_type: str, aggregate_type: str, aggregate_id: str, payloa
 
 def append_events(conn: Connection, records: list[dict]) -> None:
     """Several events (from `event_record`) in one statement; their ids keep the order given, so
-    the relay publishes them in that order."""
-    if records:
+    the relay publishes them in that order (it numbers them after the commit, as any others).
+    Many at once go by `insert_rows` (one COPY on PostgreSQL)."""
+    if len(records) >= BULK_ROWS:
+        columns = tuple(records[0])
+        insert_rows(conn, outbox_events, columns, [tuple(r[c] for c in columns) for r in records])
+    elif records:
         conn.execute(insert(outbox_events), records)
 
 

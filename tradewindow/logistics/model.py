@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 from stdnum import iso6346, luhn
@@ -518,7 +519,7 @@ class EventFacts:
     seal: SealReading | None
     temperatures: tuple[tuple[datetime, Decimal], ...]   # degrees Celsius
 
-    @property
+    @cached_property
     def parent(self) -> str | None:
         return next((epc for epc, role in self.epcs if role == "parent"), None)
 

@@ -328,6 +328,8 @@ class _Capture:
     added: list[_Contained] = field(default_factory=list)                      # added by the capture
     by_parent: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
     by_child: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
+    # The rows of by_parent whose child is known to be equipment: what monitoring follows.
+    units_inside: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
     # Equipment rows (consignment_id, number, epc) by EPC, for every EPC looked up so far.
     units_by_epc: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
@@ -368,6 +370,8 @@ class _Capture:
         # Only what was inside while these events happened: a wagon's trains of past years stay unread.
         first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
         during = and_(containment.c.since <= last, or_(containment.c.until.is_(None), containment.c.until > first))
+        carried_units = {p: units for p, children in carried.items()
+                         if (units := {c for c in children if self.units_by_epc.get(c)})}
         frontier, seen = set(named), set(named)
         while frontier:
             found: set[str] = set()
@@ -377,7 +381,8 @@ class _Capture:
                 found.update(c for r in rows for c in r["children"])
             self._look_up_units(conn, found)
             found = {c for c in found if self.units_by_epc.get(c)}
-            found.update(c for p in frontier for c in carried.get(p, ()) if self.units_by_epc.get(c))
+            for parent in frontier & carried_units.keys():
+                found |= carried_units[parent]
             self._look_up_units(conn, found)
             frontier = found - seen
             seen |= found
@@ -403,6 +408,8 @@ class _Capture:
     def _index(self, row: _Contained) -> None:
         self.by_parent[row.parent_epc].append(row)
         self.by_child[row.child_epc].append(row)
+        if self.units_by_epc.get(row.child_epc):
+            self.units_inside[row.parent_epc].append(row)
 
     def _look_up_units(self, conn: Any, epcs: set[str]) -> None:
         missing = epcs - self.units_by_epc.keys()
@@ -411,6 +418,9 @@ class _Capture:
         for where in _among(conn, equipment.c.epc, missing):
             for consignment_id, number, epc in conn.execute(
                     select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc).where(where)):
+                if not self.units_by_epc[epc]:
+                    for row in self.by_child.get(epc, ()):       # indexed before it was known as equipment
+                        self.units_inside[row.parent_epc].append(row)
                 self.units_by_epc[epc].append((consignment_id, number, epc))
 
     def contain(self, pk: str, fact: EventFacts) -> None:
@@ -447,9 +457,8 @@ class _Capture:
         for _ in range(6):
             if not frontier:
                 break
-            units = self.units_by_epc
-            inside = {row.child_epc for parent in frontier for row in self.by_parent.get(parent, ())
-                      if units.get(row.child_epc) and row.since <= at and (row.until is None or row.until > at)}
+            inside = {row.child_epc for parent in frontier for row in self.units_inside.get(parent, ())
+                      if row.since <= at and (row.until is None or row.until > at)}
             frontier = inside - found - epcs
             found |= frontier
         return found
@@ -663,16 +672,17 @@ def _json_text(value: Any) -> str:
 
 
 _json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-# What makes a comma-joined list of strings need quoting as a PostgreSQL array literal: special
-# characters, an empty element or a NULL.
-_ARRAY_QUOTING = re.compile(r'[{}"\\\s]|(?:^|,)(?:null)?(?:,|$)', re.IGNORECASE)
+# Characters that make an element of a PostgreSQL array literal need quotes (as do "" and NULL).
+_ARRAY_SPECIAL = re.compile(r'[{}"\\\s]')
 
 
 def _array_text(values: Sequence[str]) -> str:
     """A list of strings as a PostgreSQL array literal, for COPY: EPCs need no quotes, so the
     common case is one join and one search (psycopg's list dumper searches each element)."""
     joined = ",".join(values)
-    if joined.count(",") == len(values) - 1 and not _ARRAY_QUOTING.search(joined):
+    if (joined and joined.count(",") == len(values) - 1 and not _ARRAY_SPECIAL.search(joined)
+            and ",," not in joined and joined[0] != "," and joined[-1] != ","
+            and ("null" not in joined.lower() or all(v.upper() != "NULL" for v in values))):
         return "{" + joined + "}"
     quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
     return "{" + ",".join(quoted) + "}"

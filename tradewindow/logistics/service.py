@@ -695,11 +695,23 @@ EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_z
 
 def _event_row(pk: str, fact: EventFacts, event: Mapping[str, Any], capture_id: str, actor: Actor,
                now: datetime) -> tuple:
-    """An epcis_events row, as EVENT_COLUMNS."""
+    """An epcis_events row, as EVENT_COLUMNS. The event's one list of EPCs, when it is exactly
+    the row's `epcs`, is not stored twice: the body holds EPCS_ON_ROW in its place (see _event_out),
+    which keeps a bag of parcels' row small."""
+    epcs = [epc for epc, role in fact.epcs if role != "parent"]
+    body = dict(event)
+    listed = [key for key in EPC_LISTS if key in body]
+    if len(listed) == 1 and body[listed[0]] == epcs:
+        body[listed[0]] = EPCS_ON_ROW
     return (pk, fact.event_id, fact.type[:100], fact.action, fact.event_time,
             (fact.time_zone_offset or "")[:6] or None, now, _cut(fact.biz_step), _cut(fact.disposition),
-            _cut(fact.read_point), _cut(fact.biz_location), fact.locode, capture_id, actor.enterprise_id, dict(event),
-            fact.parent, [epc for epc, role in fact.epcs if role != "parent"])
+            _cut(fact.read_point), _cut(fact.biz_location), fact.locode, capture_id, actor.enterprise_id, body,
+            fact.parent, epcs)
+
+
+EPC_LISTS = tuple(key for key, _ in model.EPC_ROLES)
+# Stands in a stored body for its list of EPCs, kept on the row: never a list, so never an EPCIS value.
+EPCS_ON_ROW = "tw:epcs-on-row"
 
 
 def _cut(value: str | None) -> str | None:
@@ -1080,6 +1092,9 @@ def _epc_match(dialect: str, pattern: str, listed: bool, parent: bool) -> Any:
 
 def _event_out(row: Mapping[str, Any]) -> dict:
     body = dict(row["body"])
+    for key in EPC_LISTS:
+        if body.get(key) == EPCS_ON_ROW:
+            body[key] = list(row["epcs"])
     body["eventID"] = row["event_id"]
     body["recordTime"] = _iso(row["record_time"])
     return body

@@ -40,16 +40,16 @@ from tradewindow.customs.tables import (
 )
 from tradewindow.logistics import service as logistics
 from tradewindow.platform import caches
-from tradewindow.platform.audit import audit_record, record_audits
+from tradewindow.platform.audit import audit_record, audit_writes
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.calendar import add_working_hours
 from tradewindow.platform.calendar_store import cached_calendar
-from tradewindow.platform.db import UnitOfWork, business_day, utcnow
+from tradewindow.platform.db import UnitOfWork, business_day, insert_together, utcnow
 from tradewindow.platform.errors import Conflict, Forbidden, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import periodic
 from tradewindow.platform.money import fen, from_minor_units, to_minor_units
-from tradewindow.platform.outbox import Event, append_events, event_record, subscribe
+from tradewindow.platform.outbox import Event, append_events, event_record, event_writes, subscribe
 from tradewindow.platform.settings import get_settings
 from tradewindow.registry import service as registry
 from tradewindow.tariff import service as tariff_service
@@ -129,10 +129,14 @@ def lodge_declaration(uow: UnitOfWork, actor: Actor, raw: object) -> Lodged:
 
 def _by_reference(uow: UnitOfWork, actor: Actor, reference: str) -> dict | None:
     with uow.read() as conn:
-        declaration_id = conn.execute(select(declarations.c.id).where(
-            declarations.c.declarant_id == actor.enterprise_id,
-            declarations.c.client_reference == reference)).scalar()
+        declaration_id = conn.execute(_BY_REFERENCE, {"declarant": actor.enterprise_id,
+                                                      "reference": reference}).scalar()
         return _view(uow, declaration_id) if declaration_id else None
+
+
+# Built once: every lodgement asks.
+_BY_REFERENCE = select(declarations.c.id).where(declarations.c.declarant_id == bindparam("declarant"),
+                                                declarations.c.client_reference == bindparam("reference"))
 
 
 def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
@@ -185,17 +189,13 @@ def _lodge(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
     final = {**row, **moved}
     events.extend(_status_events(final, status))
 
-    conn = uow.conn
-    conn.execute(insert(declarations), final)
-    filing_json, assessment_json = _store_version(uow, actor, declaration_id, 1, filing, assessment, None)
-    _store_items(uow, declaration_id, filing, assessment, replace=False)
+    version = _version_row(actor, declaration_id, 1, filing, assessment, None)
+    insert_together(uow.conn, [
+        (declarations, [final]), (declaration_versions, [version]),
+        (declaration_items, _item_rows(declaration_id, filing, assessment)), (lane_decisions, [decision]),
+        (agency_tasks, tasks), audit_writes(audits), event_writes(events)])
     documents = _store_documents(uow, actor, declaration_id, filing.documents)
-    conn.execute(insert(lane_decisions), decision)
-    if tasks:
-        conn.execute(insert(agency_tasks), tasks)
-    record_audits(conn, audits)
-    append_events(conn, events)
-    return _compose_view(final, filing_json, assessment_json, tasks, documents, [], [], now)
+    return _compose_view(final, version["filing"], version["assessment"], tasks, documents, [], [], now)
 
 
 def _trader_for(uow: UnitOfWork, actor: Actor, raw: object) -> dict | None:
@@ -264,26 +264,32 @@ def _fen(text: str) -> int:
 def _store_version(uow: UnitOfWork, actor: Actor, declaration_id: str, version: int, filing: Filing,
                    assessment: model.Assessment, reason: str | None) -> tuple[dict, dict]:
     """Stores the version; gives back the filing and assessment as stored (JSON)."""
-    filing_json, assessment_json = filing.as_json(), assessment.as_dict()
-    uow.conn.execute(insert(declaration_versions), dict(
-        declaration_id=declaration_id, version=version, filing=filing_json,
-        assessment=assessment_json, reason=reason, created_at=utcnow(), created_by=actor.username))
-    return filing_json, assessment_json
+    row = _version_row(actor, declaration_id, version, filing, assessment, reason)
+    uow.conn.execute(insert(declaration_versions), row)
+    return row["filing"], row["assessment"]
 
 
-def _store_items(uow: UnitOfWork, declaration_id: str, filing: Filing, assessment: model.Assessment,
-                 replace: bool = True) -> None:
-    """The version's items (replacing the previous version's, unless this is the first)."""
-    if replace:
-        uow.conn.execute(declaration_items.delete().where(declaration_items.c.declaration_id == declaration_id))
-    uow.conn.execute(insert(declaration_items), [{
+def _version_row(actor: Actor, declaration_id: str, version: int, filing: Filing, assessment: model.Assessment,
+                 reason: str | None) -> dict:
+    return dict(declaration_id=declaration_id, version=version, filing=filing.as_json(),
+                assessment=assessment.as_dict(), reason=reason, created_at=utcnow(), created_by=actor.username)
+
+
+def _store_items(uow: UnitOfWork, declaration_id: str, filing: Filing, assessment: model.Assessment) -> None:
+    """The version's items, replacing the previous version's."""
+    uow.conn.execute(declaration_items.delete().where(declaration_items.c.declaration_id == declaration_id))
+    uow.conn.execute(insert(declaration_items), _item_rows(declaration_id, filing, assessment))
+
+
+def _item_rows(declaration_id: str, filing: Filing, assessment: model.Assessment) -> list[dict]:
+    return [{
         "declaration_id": declaration_id, "line_number": item.line_number, "tariff_code": item.tariff_code,
         "description": item.description, "origin": item.origin, "quantity": str(item.quantity),
         "unit": item.unit, "net_mass_kg": str(item.net_mass_kg),
         "value_minor": to_minor_units(item.value, filing.currency),
         "customs_value_fen": _fen(assessed["customs_value_cny"]), "duty_fen": _fen(assessed["duty"]),
         "consumption_tax_fen": _fen(assessed["consumption_tax"]), "vat_fen": _fen(assessed["vat"]),
-    } for item, assessed in zip(filing.items, assessment.items, strict=True)])
+    } for item, assessed in zip(filing.items, assessment.items, strict=True)]
 
 
 def _store_documents(uow: UnitOfWork, actor: Actor, declaration_id: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
 from tradewindow.platform.bulk import BULK_ROWS, insert_rows
@@ -40,6 +40,12 @@ def record_audits(conn: Connection, records: list[dict]) -> None:
         insert_rows(conn, audit_log, columns, [tuple(r[c] for c in columns) for r in records])
     elif records:
         conn.execute(insert(audit_log), records)
+
+
+def audit_writes(records: list[dict]) -> tuple[Table, list[dict]]:
+    """Audit rows (from `audit_record`) for `db.insert_together`, with the rows of the change
+    they record."""
+    return audit_log, records
 
 
 def audit_trail(conn: Connection, object_type: str, object_id: str) -> list[dict]:

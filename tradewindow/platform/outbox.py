@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from tradewindow.platform.bulk import BULK_ROWS, insert_rows
@@ -66,6 +66,12 @@ def append_events(conn: Connection, records: list[dict]) -> None:
         insert_rows(conn, outbox_events, columns, [tuple(r[c] for c in columns) for r in records])
     elif records:
         conn.execute(insert(outbox_events), records)
+
+
+def event_writes(records: list[dict]) -> tuple[Table, list[dict]]:
+    """Events (from `event_record`) for `db.insert_together`, with the rows of the change they
+    announce; as with `append_events`, their ids keep the order given."""
+    return outbox_events, records
 
 
 def relay_pending(uow: UnitOfWork, batch_size: int = 500) -> int:

@@ -145,11 +145,20 @@ def update_enterprise(uow: UnitOfWork, actor: Actor, enterprise_id: str, changes
 
 
 def get_enterprise(uow: UnitOfWork, actor: Actor, id_or_uscc: str) -> dict:
-    with uow.read():
-        row = _find_enterprise(uow, id_or_uscc)
-        if row is None or not _may_see_enterprise(uow, actor, row["id"]):
+    with uow.read() as conn:
+        if id_or_uscc == actor.enterprise_id:
+            # One's own enterprise (as each lodgement asks): by its id, and visible to its users.
+            row = conn.execute(_ENTERPRISE_BY_ID, {"id": id_or_uscc}).mappings().first()
+        else:
+            row = _find_enterprise(uow, id_or_uscc)
+            if row is not None and not _may_see_enterprise(uow, actor, row["id"]):
+                row = None
+        if row is None:
             raise not_found("enterprise", id_or_uscc)
         return _public(row)
+
+
+_ENTERPRISE_BY_ID = select(enterprises).where(enterprises.c.id == bindparam("id"))
 
 
 def list_enterprises(uow: UnitOfWork, actor: Actor, q: str | None = None, sector: str | None = None,

@@ -64,9 +64,12 @@ _snapshots: dict[int, _Snapshot] = {}     # by engine
 caches.register(_snapshots.clear)
 
 
+# Built once: every lodgement asks.
+_VERSION = select(func.count(), func.max(schedule_imports.c.id)).select_from(schedule_imports)
+
+
 def _snapshot(conn: Connection) -> _Snapshot:
-    version = tuple(conn.execute(select(func.count(), func.max(schedule_imports.c.id))
-                                 .select_from(schedule_imports)).one())
+    version = tuple(conn.execute(_VERSION).one())
     key = id(conn.engine)
     current = _snapshots.get(key)
     if current is None or current.version != version:

@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from tradewindow.platform import vault
 from tradewindow.platform.auth import ENTERPRISE_ROLES, SYSTEM, Actor, Role
@@ -710,10 +710,13 @@ def _may_see(uow: UnitOfWork, actor: Actor, bill: Mapping) -> bool:
 
 
 def _bill_row(uow: UnitOfWork, bol_number: str, for_update: bool = False) -> dict | None:
-    query = select(bills_of_lading).where(bills_of_lading.c.bol_number == bol_number)
-    query = uow.locking(query, for_update)
-    row = uow.conn.execute(query).mappings().first()
+    query = uow.locking(_BILL_BY_NUMBER, for_update)
+    row = uow.conn.execute(query, {"bol_number": bol_number}).mappings().first()
     return dict(row) if row else None
+
+
+# Built once: customs asks for the bill of every inbound declaration it lodges.
+_BILL_BY_NUMBER = select(bills_of_lading).where(bills_of_lading.c.bol_number == bindparam("bol_number"))
 
 
 def _bill_by_id(uow: UnitOfWork, bill_id: str) -> dict:

@@ -142,7 +142,8 @@ class Train:
                 "seals": rows(select(seals, equipment.c.number.label("unit")).join(equipment).where(
                     equipment.c.consignment_id == self.id), "id", "equipment_id"),
                 "tracked": rows(select(tracked_events.c.event_pk, tracked_events.c.direct, equipment.c.number)
-                                .join(equipment).where(tracked_events.c.consignment_id == self.id)),
+                                .join(equipment, equipment.c.id == tracked_events.c.equipment_id)
+                                .where(tracked_events.c.consignment_id == self.id)),
                 "alerts": rows(select(monitoring_alerts).where(monitoring_alerts.c.consignment_id == self.id),
                                "id", "consignment_id", "raised_at", "message", "details"),
                 # One row per aggregation (split when its children part): compared child by child.

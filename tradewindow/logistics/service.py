@@ -596,15 +596,14 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
     if conn.dialect.name == "postgresql":
         naming: set[str] = set()
         # Compared row by row, `lists && many` costs the product of their lengths: the planner,
-        # which cannot know that, may prefer reading a small table whole. Only the index scan.
+        # which cannot know that, may prefer reading a small table whole. Only the index scan (a
+        # failure ends the transaction, and the setting with it).
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        try:
-            for start in range(0, len(values), GIN_KEYS):
-                naming.update(conn.execute(select(epcis_events.c.pk).where(
-                    epcis_events.c.event_type == "AggregationEvent",
-                    epcis_events.c.epcs.op("&&")(_text_array(values[start:start + GIN_KEYS])))).scalars())
-        finally:
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        for start in range(0, len(values), GIN_KEYS):
+            naming.update(conn.execute(select(epcis_events.c.pk).where(
+                epcis_events.c.event_type == "AggregationEvent",
+                epcis_events.c.epcs.op("&&")(_text_array(values[start:start + GIN_KEYS])))).scalars())
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
         yield from _among(conn, containment.c.event_pk, naming)
         return
     for start in range(0, len(values), CHUNK):

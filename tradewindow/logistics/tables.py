@@ -127,8 +127,11 @@ epcis_events = Table(
     Column("read_point", String(300)),
     Column("biz_location", String(300)),
     Column("locode", String(5)),
-    Column("capture_id", id_column_type(), ForeignKey("epcis_captures.id"), nullable=False),
-    Column("captured_by", id_column_type(), ForeignKey("enterprises.id")),
+    # No foreign keys on the rows capture writes in bulk (here and in tracked_events): it writes
+    # only keys it has just read or written in the same transaction, and each key checked cost a
+    # lookup and a row lock per row.
+    Column("capture_id", id_column_type(), nullable=False),
+    Column("captured_by", id_column_type()),
     Column("body", Json(), nullable=False),           # the event exactly as captured, extensions and all
     # The identifiers it names, on the event row (one row per event, not one per EPC): parentID,
     # and every other EPC (epcList, childEPCs, inputEPCList, outputEPCList) in one list.
@@ -162,9 +165,9 @@ containment = Table(
 # Which events concern which equipment (directly, or through what carries or contains it).
 tracked_events = Table(
     "tracked_events", metadata,
-    Column("equipment_id", id_column_type(), ForeignKey("equipment.id"), primary_key=True),
-    Column("event_pk", id_column_type(), ForeignKey("epcis_events.pk"), primary_key=True),
-    Column("consignment_id", id_column_type(), ForeignKey("consignments.id"), nullable=False),
+    Column("equipment_id", id_column_type(), primary_key=True),
+    Column("event_pk", id_column_type(), primary_key=True),
+    Column("consignment_id", id_column_type(), nullable=False),
     Column("direct", Boolean, nullable=False),
     Index("ix_tracked_events_consignment", "consignment_id"),
     Index("ix_tracked_events_event", "event_pk"),

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/declarations.py [--count 2000] [--clients 16] [--rate 100]
 
-Starts a throwaway PostgreSQL cluster and `tradewindow serve` as a real process (one server
-process per core), then
+Starts a throwaway PostgreSQL cluster and `tradewindow serve` as a real process (WORKERS server
+processes: two per core), then
   1. saturation: `--clients` concurrent clients lodge `--count` declarations as fast as they can
      (validation, lane, agency tasks, assessment and storage included): throughput and latency;
   2. fixed rate: declarations offered at `--rate` per second for `--seconds` s, open loop (each

@@ -251,3 +251,23 @@ def test_a_result_line_written_by_hand_is_json_dumps_of_the_result(numbers, deci
                                                         "buyer_year_total_after"), fen, strict=True)}}
     text = bulk._result_text(order_no, waybill_no, buyer, decision, json.dumps(reasons), tuple(fen))
     assert text == json.dumps(result, ensure_ascii=False) + "\n"
+
+
+def test_the_quote_cache_is_bounded_and_keeps_the_quotes_asked_again(cbec_world, uow):
+    """Memory flat whatever the run's size: the least recently asked quote goes first, and a
+    cached quote is the quote engine's."""
+    from zoneinfo import ZoneInfo
+
+    from tradewindow.ecommerce.rates import QuoteCache
+    from tradewindow.tariff import service as tariff_service
+
+    cache = QuoteCache(size=3)
+    orders = [model.parse_order(Parcel(value=f"{100 + i}.00").order) for i in range(5)]
+    day = orders[0].ordered_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    with uow.read():
+        lookup = tariff_service.tariff_lookup(uow)
+        for order in (*orders[:3], orders[0], orders[3], orders[0], orders[4]):
+            assert cache(order, day, lookup).totals == model.quote_order(order, day, lookup).totals
+    assert len(cache.quotes) == 3 and (cache.hits, cache.misses) == (2, 5)
+    assert {key[1] for key in cache.quotes} == {orders[0].customs_value, orders[3].customs_value,
+                                                orders[4].customs_value}

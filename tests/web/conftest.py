@@ -1,5 +1,6 @@
-"""Browser-test fixtures shared by the pages' tests. A module provides `base_url` (the app served
-in a thread, on the data it prepared); `as_person` logs people in through the real login page."""
+"""Browser-test fixtures shared by the pages' tests. `base_url` is the app served in a thread on the
+module's `world` (a module prepares other data by overriding `world`, or `base_url` itself);
+`as_person` logs people in through the real login page."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.support.browser import serve_in_thread
+
+
+@pytest.fixture
+def base_url(app, world) -> Iterator[str]:
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ re-exported without tax."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from tests.bonded.conftest import ENTRY_DAY, VINS, lodge_entry, relay
 from tests.customs.conftest import customs_world  # noqa: F401 - the fixture, shared with tests/customs
-from tests.support.browser import serve_in_thread
 from tradewindow.bonded import service as bonded
 from tradewindow.customs import service as customs
 from tradewindow.platform.db import clock_at
@@ -25,12 +23,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def world(customs_world):  # noqa: F811
     return customs_world
-
-
-@pytest.fixture
-def base_url(app, world) -> Iterator[str]:
-    with serve_in_thread(app) as url:
-        yield url
 
 
 def test_a_car_is_admitted_released_with_its_taxes_shown_and_another_re_exported(world, as_person, base_url):

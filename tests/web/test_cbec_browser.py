@@ -5,12 +5,9 @@ decided."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.ecommerce.conftest import BUYER, Parcel, cbec_world, send_all  # noqa: F401 - the fixture
-from tests.support.browser import serve_in_thread
 from tradewindow.ecommerce import model
 
 pytestmark = pytest.mark.browser
@@ -19,12 +16,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def world(cbec_world):  # noqa: F811
     return cbec_world
-
-
-@pytest.fixture
-def base_url(app, world) -> Iterator[str]:
-    with serve_in_thread(app) as url:
-        yield url
 
 
 def test_a_parcel_is_found_opened_masked_for_the_platform_and_the_dashboard_follows(world, as_person, base_url):

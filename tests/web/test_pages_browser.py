@@ -5,22 +5,14 @@ redirect and the CSRF check."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import PASSWORD, USCC
-from tests.support.browser import serve_in_thread
 
 pytestmark = pytest.mark.browser
 
 WRONG_USCC = "91500115GG37HDHFEB"   # the trader's code with a wrong check character
-
-
-@pytest.fixture
-def base_url(app, world) -> Iterator[str]:
-    with serve_in_thread(app) as url:
-        yield url
 
 
 def _log_in(page, base_url: str, username: str, password: str = PASSWORD) -> None:

@@ -210,7 +210,7 @@ def create_subscription(uow: UnitOfWork, actor: Actor, url: str, codes: list[str
 
 def _secret_purpose(subscription_id: str) -> str:
     """Webhook secrets are sealed (platform/vault.py): the platform must read them back to sign."""
-    return f"webhook_subscriptions.secret:{subscription_id}"
+    return vault.row_purpose("webhook_subscriptions", "secret", subscription_id)
 
 
 def list_subscriptions(uow: UnitOfWork, actor: Actor, include_inactive: bool = False) -> list[dict]:

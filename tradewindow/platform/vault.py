@@ -54,6 +54,11 @@ def unseal(text: str, purpose: str) -> bytes:
             "(TRADEWINDOW_SECRET_KEY_FILE) that belongs to this database.", "wrong_master_key") from None
 
 
+def row_purpose(table: str, column: str, row_id: str) -> str:
+    """The purpose a value stored in table.column of one row is sealed for."""
+    return f"{table}.{column}:{row_id}"
+
+
 def seal_text(plain: str, purpose: str) -> str:
     return seal(plain.encode(), purpose)
 

@@ -401,7 +401,7 @@ def _signed_at(signed: ClientSignature | None, not_before: datetime | None) -> d
 
 
 def _private_key_purpose(key_id: str) -> str:
-    return f"signing_keys.private_key:{key_id}"
+    return vault.row_purpose("signing_keys", "private_key", key_id)
 
 
 def _signed(record: Record, key: Mapping, signed: ClientSignature | None) -> Record:

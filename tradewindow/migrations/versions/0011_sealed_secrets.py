@@ -32,7 +32,7 @@ def upgrade() -> None:
     for table, column, to_bytes, _ in SECRETS:
         for row_id, value in conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
             if not value.startswith(vault.PREFIX):
-                sealed = vault.seal(to_bytes(value), f"{table}.{column}:{row_id}")
+                sealed = vault.seal(to_bytes(value), vault.row_purpose(table, column, row_id))
                 conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": sealed, "id": row_id})
 
 
@@ -41,5 +41,5 @@ def downgrade() -> None:
     for table, column, _, from_bytes in SECRETS:
         for row_id, value in conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
             if value.startswith(vault.PREFIX):
-                clear = from_bytes(vault.unseal(value, f"{table}.{column}:{row_id}"))
+                clear = from_bytes(vault.unseal(value, vault.row_purpose(table, column, row_id)))
                 conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": clear, "id": row_id})

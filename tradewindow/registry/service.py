@@ -54,8 +54,8 @@ SEES_ALL_ENTERPRISES = (Role.CUSTOMS, Role.QUARANTINE, Role.LICENSING, Role.ZONE
 # - at once in the server process whose service made it (log-out, key revocation or rotation,
 #   deactivation, password reset, withdrawal drop this process's cache when they finish);
 # - within CREDENTIAL_SECONDS in the other server processes.
-# Expiry and demo mode are checked on every use; a credential not found (or refused) is not
-# cached, so one issued by another process works here at once.
+# Kind, expiry and demo mode are checked on every use; a credential not found (or revoked, or
+# its user inactive) is not cached, so one issued by another process works here at once.
 CREDENTIAL_SECONDS = 1.0
 _CREDENTIALS_KEPT = 10_000
 # (engine, secret hash) -> (looked up at, credential kind, expires at, is demo user, actor)
@@ -516,28 +516,23 @@ def actor_for_session(uow: UnitOfWork, session_secret: str) -> Actor | None:
 
 
 def _actor_for_secret(uow: UnitOfWork, secret: str, kinds: tuple[str, ...]) -> Actor | None:
-    now = utcnow()
     key = (id(uow.engine), hash_secret(secret))
     hit = _good_credentials.get(key)
-    if hit is not None and monotonic() - hit[0] < CREDENTIAL_SECONDS:
-        _, kind, expires_at, is_demo, actor = hit
-        if kind not in kinds or (expires_at is not None and expires_at <= now) or (
-                is_demo and not get_settings().demo_mode):
+    if hit is None or monotonic() - hit[0] >= CREDENTIAL_SECONDS:
+        looked_up = monotonic()
+        with uow.read() as conn:
+            row = conn.execute(_CREDENTIAL_QUERY, {"secret_hash": key[1]}).mappings().first()
+        if row is None or row["revoked_at"] is not None or not row["active"]:
             return None
-        return actor
-    looked_up = monotonic()
-    with uow.read() as conn:
-        row = conn.execute(_CREDENTIAL_QUERY, {"secret_hash": key[1]}).mappings().first()
-    if row is None or row["credential_kind"] not in kinds or row["revoked_at"] is not None:
+        hit = (looked_up, row["credential_kind"], row["expires_at"], row["is_demo"], _actor(row))
+        if len(_good_credentials) >= _CREDENTIALS_KEPT:
+            _good_credentials.clear()
+        _good_credentials[key] = hit
+    # Checked on every use, cached or not.
+    _, kind, expires_at, is_demo, actor = hit
+    if kind not in kinds or (expires_at is not None and expires_at <= utcnow()) or (
+            is_demo and not get_settings().demo_mode):
         return None
-    if row["expires_at"] is not None and row["expires_at"] <= now:
-        return None
-    if not row["active"] or (row["is_demo"] and not get_settings().demo_mode):
-        return None
-    actor = _actor(row)
-    if len(_good_credentials) >= _CREDENTIALS_KEPT:
-        _good_credentials.clear()
-    _good_credentials[key] = (looked_up, row["credential_kind"], row["expires_at"], row["is_demo"], actor)
     return actor
 
 

@@ -408,7 +408,6 @@ class _Clearing:
         self.lines: Any = None      # the tariff lookup, on the connection of the pass that reads
         self.ids = _Ids()
         self.platforms: dict[str, str | None] = {}
-        self.postgres = uow.dialect == "postgresql"
         with uow.read() as conn:
             self.any_docs = any(conn.execute(select(func.count()).select_from(
                 select(t.c.id).limit(1).subquery())).scalar_one() for t in TABLE_OF.values())

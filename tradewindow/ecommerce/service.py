@@ -363,12 +363,12 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
     wanted = sorted(set(order_nos))
     decided = 0
     quotes = QuoteCache()      # for this call's chunks (a tariff change: the next call)
+    known = known or {}
     for start in range(0, len(wanted), CHUNK):
         with uow.transaction() as conn:
             found = _complete_documents(conn, wanted[start:start + CHUNK])
             if not found:
                 continue
-            known = known or {}
             ready = sorted(((known.get(d["order_no"], {}).get(Kind.ORDER) or model.parse_order(d["order_body"]), d)
                             for d in found),
                            key=lambda pair: model.batch_key(pair[0].buyer_id_number, pair[0].ordered_at,

@@ -483,7 +483,7 @@ def canonical_text(record: Record) -> str:
                 f'"consignee_name": {e(record.consignee_name)}, '
                 f'"gross_weight_kg": "{_plain(record.gross_weight_kg)}", "order_no": {e(record.order_no)}, '
                 f'"shipped_at": "{record.shipped_at.isoformat()}", "waybill_no": {e(record.waybill_no)}}}')
-    return _CANONICAL_JSON.encode(canonical(record))
+    return canonical_text_encoded(record)
 
 
 def canonical_text_encoded(record: Record) -> str:

@@ -37,6 +37,14 @@ def test_a_sealed_secret_opens_for_its_own_purpose_only(key_file):
     assert moved.value.code == "wrong_master_key" and moved.value.status == 503
 
 
+def test_a_damaged_sealed_value_is_a_clear_error_not_a_crash(key_file):
+    sealed = vault.seal(b"the custodial key", "signing_keys.private_key:A")
+    for damaged in (sealed[:-1], "v1:", "v1:AAAA", "v1:not base64!"):
+        with pytest.raises(vault.VaultUnavailable) as caught:
+            vault.unseal(damaged, "signing_keys.private_key:A")
+        assert caught.value.code in ("secret_damaged", "wrong_master_key") and caught.value.status == 503
+
+
 def test_the_master_key_is_created_once_readable_by_its_owner_only(key_file):
     assert not key_file.exists()
     results: list[bytes] = []

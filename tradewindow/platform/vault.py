@@ -45,7 +45,13 @@ def seal(plain: bytes, purpose: str) -> str:
 def unseal(text: str, purpose: str) -> bytes:
     if not text.startswith(PREFIX):
         raise VaultUnavailable("A stored secret is not sealed; run `tradewindow db upgrade`.", "secret_not_sealed")
-    raw = base64.b64decode(text[len(PREFIX):])
+    try:
+        raw = base64.b64decode(text[len(PREFIX):], validate=True)
+        if len(raw) < NONCE_BYTES:
+            raise ValueError("shorter than its nonce")
+    except ValueError:      # binascii.Error included
+        raise VaultUnavailable("A stored secret is damaged (not a sealed value): seal it anew, e.g. by "
+                               "rotating it.", "secret_damaged") from None
     try:
         return AESGCM(master_key()).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], purpose.encode())
     except InvalidTag:

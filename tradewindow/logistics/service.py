@@ -347,25 +347,22 @@ class _Capture:
         what `load_holding` read): the open containment rows of every parent one empties, the
         equipment found inside what the events name at any moment of theirs (each event then picks
         its own), and which of all these EPCs are equipment."""
-        adding: set[str] = set()
         emptying: set[str] = set()
-        named: set[str] = set()
+        named: set[str] = set()                              # every EPC the facts name, children too
         carried: dict[str, set[str]] = defaultdict(set)      # parent -> children the facts add
         for fact in facts:
             named.update(epc for epc, _ in fact.epcs)
             parent = fact.parent
             if fact.type != "AggregationEvent" or parent is None:
                 continue
-            children = fact.epcs_in("child")
             if fact.action == "DELETE":
                 emptying.add(parent)
             else:
-                adding.update(children)
-                carried[parent].update(children)
+                carried[parent].update(fact.epcs_in("child"))
         open_rows = containment.c.until.is_(None)
         for where in _among(conn, containment.c.parent_epc, emptying):
             self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
-        self._look_up_units(conn, named | adding)
+        self._look_up_units(conn, named)
         is_unit = _holds_equipment(conn)
         # Only what was inside while these events happened: a wagon's trains of past years stay unread.
         first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
@@ -382,8 +379,7 @@ class _Capture:
             self._look_up_units(conn, found)
             found = {c for c in found if self.units_by_epc.get(c)}
             for parent in frontier & carried_units.keys():
-                found |= carried_units[parent]
-            self._look_up_units(conn, found)
+                found |= carried_units[parent]       # looked up already: among `named`
             frontier = found - seen
             seen |= found
 

@@ -575,8 +575,7 @@ def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
     if not values:
         return
     if conn.dialect.name == "postgresql":
-        yield column.in_(select(func.json_array_elements_text(
-            cast(bindparam(None, json.dumps(values), type_=String()), postgresql.JSON))))
+        yield column.in_(_unpacked(values))
         return
     for start in range(0, len(values), CHUNK):
         yield column.in_(values[start:start + CHUNK])
@@ -622,8 +621,13 @@ def _any_element(column: Any, condition: Any) -> Any:
 
 def _text_array(values: Sequence[str]) -> Any:
     """`values` as one text[] parameter, unpacked from JSON by the server (see `_among`)."""
-    return func.array(select(func.json_array_elements_text(
-        cast(bindparam(None, json.dumps(list(values)), type_=String()), postgresql.JSON))).scalar_subquery())
+    return func.array(_unpacked(values).scalar_subquery())
+
+
+def _unpacked(values: Sequence[str]) -> Any:
+    """PostgreSQL: the rows of `values`, sent as one JSON array parameter (see `_among`)."""
+    return select(func.json_array_elements_text(
+        cast(bindparam(None, json.dumps(list(values)), type_=String()), postgresql.JSON)))
 
 
 def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple]) -> None:

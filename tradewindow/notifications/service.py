@@ -346,6 +346,9 @@ def deliver(uow: UnitOfWork, payload: dict[str, Any]) -> None:
 
 def post_signed(url: str, secret: str, body: dict[str, Any]) -> tuple[int | None, str | None, int]:
     """POST the body, signed; returns (status code, error, duration in ms)."""
+    refused = _private_destination(url)
+    if refused:
+        return None, refused, 0
     raw = model.encode_body(body)
     headers = {
         "Content-Type": "application/json",
@@ -354,9 +357,6 @@ def post_signed(url: str, secret: str, body: dict[str, Any]) -> tuple[int | None
         model.SIGNATURE_HEADER: model.sign(secret, raw, int(time.time())),
     }
     started = time.perf_counter()
-    refused = _private_destination(url)
-    if refused:
-        return None, refused, 0
     try:
         with httpx.Client(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False) as client:
             response = client.post(url, content=raw, headers=headers)

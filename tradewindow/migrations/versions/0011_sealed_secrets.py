@@ -30,7 +30,7 @@ SECRETS = [
 def upgrade() -> None:
     conn = op.get_bind()
     for table, column, to_bytes, _ in SECRETS:
-        for row_id, value in conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
+        for row_id, value in _stored(conn, table, column):
             if not value.startswith(vault.PREFIX):
                 sealed = vault.seal(to_bytes(value), vault.row_purpose(table, column, row_id))
                 conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": sealed, "id": row_id})
@@ -39,7 +39,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     conn = op.get_bind()
     for table, column, _, from_bytes in SECRETS:
-        for row_id, value in conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
+        for row_id, value in _stored(conn, table, column):
             if value.startswith(vault.PREFIX):
                 clear = from_bytes(vault.unseal(value, vault.row_purpose(table, column, row_id)))
                 conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": clear, "id": row_id})
+
+
+def _stored(conn: sa.Connection, table: str, column: str) -> list:
+    """The column's values by row id, all read before any is rewritten."""
+    return conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")).all()

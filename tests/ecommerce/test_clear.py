@@ -271,3 +271,15 @@ def test_the_quote_cache_is_bounded_and_keeps_the_quotes_asked_again(cbec_world,
     assert len(cache.quotes) == 3 and (cache.hits, cache.misses) == (2, 5)
     assert {key[1] for key in cache.quotes} == {orders[0].customs_value, orders[3].customs_value,
                                                 orders[4].customs_value}
+
+
+def test_an_order_whose_every_line_is_refused_is_neither_a_crash_nor_waiting(cbec_world, uow, tmp_path):
+    parcel = Parcel()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "orders.ndjson").write_text(json.dumps({**parcel.order, "colour": "red"}) + "\n")
+    (folder / "payments.ndjson").write_text("")
+    (folder / "waybills.ndjson").write_text("")
+    summary, results = clear(uow, folder, tmp_path / "r.ndjson")
+    assert summary.refused == {"unknown_field": 1} and [r["line"] for r in summary.refused_lines] == [1]
+    assert results == {} and summary.waiting == 0

@@ -475,7 +475,10 @@ class _Clearing:
             stored = _Stored.load(conn, order_nos, numbers, self.any_docs, self.any_parcels)
             self.lines = tariff_service.tariff_lookup(self.uow)
             for order_no in order_nos:
-                standing, new_docs = self._standing(parsed.pop(order_no), stored)
+                docs = parsed.pop(order_no)
+                if not any(docs.values()):      # every line of the order refused: nothing stands or waits
+                    continue
+                standing, new_docs = self._standing(docs, stored)
                 rows = {kind: self._doc_row(doc, self._sender(kind, doc.record), now) for kind, doc in new_docs.items()}
                 if order_no in stored.parcels:
                     self._write_result(service.result_line(stored.parcels[order_no]))

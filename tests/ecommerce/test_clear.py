@@ -273,6 +273,20 @@ def test_the_quote_cache_is_bounded_and_keeps_the_quotes_asked_again(cbec_world,
                                                 orders[4].customs_value}
 
 
+def test_an_order_number_too_long_for_any_record_is_refused_not_a_crash(cbec_world, uow, tmp_path):
+    # pass 1 files lines by order number whatever its length (parsing, in pass 2, refuses it)
+    parcel = Parcel()
+    huge = "OD" + "9" * 70_000
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "orders.ndjson").write_text(json.dumps({**parcel.order, "order_no": huge}) + "\n")
+    (folder / "payments.ndjson").write_text(json.dumps({**parcel.payment, "order_no": huge}) + "\n")
+    (folder / "waybills.ndjson").write_text(json.dumps(parcel.waybill) + "\n")
+    summary, results = clear(uow, folder, tmp_path / "r.ndjson")
+    assert {(r["file"], r["line"]) for r in summary.refused_lines} == {("orders", 1), ("payments", 1)}
+    assert results == {} and summary.waiting == 1
+
+
 def test_an_order_whose_every_line_is_refused_is_neither_a_crash_nor_waiting(cbec_world, uow, tmp_path):
     parcel = Parcel()
     folder = tmp_path / "in"

@@ -258,7 +258,7 @@ def _order_no_at_sight(raw: bytes) -> str | None:
 def _put_line(handle: IO[bytes], char: str, line_no: int, order_no: str, raw: bytes) -> None:
     """A line of an order partition, as read (parsed in pass 2): kind, line number, order number."""
     key = order_no.encode()
-    handle.write(b"%s%s%s%s%s" % (char.encode(), line_no.to_bytes(4, "little"), len(key).to_bytes(2, "little"),
+    handle.write(b"%s%s%s%s%s" % (char.encode(), line_no.to_bytes(4, "little"), len(key).to_bytes(4, "little"),
                                   len(raw).to_bytes(4, "little"), key))
     handle.write(raw)
 
@@ -269,9 +269,9 @@ def _lines(path: Path) -> Iterator[tuple[str, int, str, bytes]]:
     while at < end:
         char = chr(data[at])
         line_no = int.from_bytes(data[at + 1:at + 5], "little")
-        key_size = int.from_bytes(data[at + 5:at + 7], "little")
-        size = int.from_bytes(data[at + 7:at + 11], "little")
-        at += 11
+        key_size = int.from_bytes(data[at + 5:at + 9], "little")
+        size = int.from_bytes(data[at + 9:at + 13], "little")
+        at += 13
         yield char, line_no, data[at:at + key_size].decode(), data[at + key_size:at + key_size + size]
         at += key_size + size
 

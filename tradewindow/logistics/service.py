@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     String,
-    Table,
     Text,
     and_,
     bindparam,
@@ -60,7 +57,7 @@ from tradewindow.logistics.tables import (
 )
 from tradewindow.platform import codelists
 from tradewindow.platform.auth import SYSTEM, Actor, Role
-from tradewindow.platform.bulk import cycle_collection_paused
+from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
@@ -547,8 +544,8 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
     if fresh:
         state = _Capture(effective_rules(uow))
         state.load_holding(conn, (fact for _, fact, _ in fresh))
-        _insert_rows(conn, epcis_events, EVENT_COLUMNS,
-                     [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
+        insert_rows(conn, epcis_events, EVENT_COLUMNS,
+                    [_event_row(pk, f, e, capture_id, actor, now) for pk, f, e in fresh])
         ordered = sorted(((pk, fact) for pk, fact, _ in fresh), key=lambda item: (item[1].event_time, item[0]))
         for start in range(0, len(ordered), APPLY_CHUNK):
             chunk = ordered[start:start + APPLY_CHUNK]
@@ -628,63 +625,6 @@ def _unpacked(values: Sequence[str]) -> Any:
     """PostgreSQL: the rows of `values`, sent as one JSON array parameter (see `_among`)."""
     return select(func.json_array_elements_text(
         cast(bindparam(None, json.dumps(list(values)), type_=String()), postgresql.JSON)))
-
-
-def _insert_rows(conn: Any, table: Table, names: Sequence[str], rows: list[tuple]) -> None:
-    """Insert many rows (tuples of the columns `names`): COPY on PostgreSQL, multi-row INSERTs
-    elsewhere."""
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql":
-        for start in range(0, len(rows), CHUNK):
-            conn.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows[start:start + CHUNK]])
-        return
-    import psycopg
-
-    impls = [table.c[name].type.dialect_impl(conn.dialect) for name in names]
-    as_json = [i for i, impl in enumerate(impls) if isinstance(impl, JSON)]
-    as_array = [i for i, impl in enumerate(impls) if isinstance(impl, postgresql.ARRAY)]
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-            write = copy.write_row
-            if as_json or as_array:
-                for row in rows:
-                    values = list(row)
-                    for i in as_json:
-                        if values[i] is not None:
-                            values[i] = _json_text(values[i])
-                    for i in as_array:
-                        if values[i] is not None:
-                            values[i] = _array_text(values[i])
-                    write(values)
-            else:
-                for row in rows:
-                    write(row)
-    except psycopg.errors.UniqueViolation as exc:
-        raise Conflict([Problem("", "duplicate", "This record already exists.")]) from exc
-
-
-def _json_text(value: Any) -> str:
-    """JSON as the engine writes it (platform.db's serializer)."""
-    return _json_encode(value)
-
-
-_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-# Characters that make an element of a PostgreSQL array literal need quotes (as do "" and NULL).
-_ARRAY_SPECIAL = re.compile(r'[{}"\\\s]')
-
-
-def _array_text(values: Sequence[str]) -> str:
-    """A list of strings as a PostgreSQL array literal, for COPY: EPCs need no quotes, so the
-    common case is one join and one search (psycopg's list dumper searches each element)."""
-    joined = ",".join(values)
-    if (joined and joined.count(",") == len(values) - 1 and not _ARRAY_SPECIAL.search(joined)
-            and ",," not in joined and joined[0] != "," and joined[-1] != ","
-            and ("null" not in joined.lower() or all(v.upper() != "NULL" for v in values))):
-        return "{" + joined + "}"
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
 
 
 EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",
@@ -804,13 +744,13 @@ def _flush(uow: UnitOfWork, state: _Capture) -> None:
     equipment state, statuses."""
     conn = uow.conn
     added, closed = state.containment_rows()
-    _insert_rows(conn, containment, CONTAINMENT_COLUMNS, added)
+    insert_rows(conn, containment, CONTAINMENT_COLUMNS, added)
     if closed:
         conn.execute(update(containment).where(containment.c.id == bindparam("row_id"))
                      .values(children=bindparam("row_children", type_=containment.c.children.type),
                              until=bindparam("row_until")), closed)
-    _insert_rows(conn, tracked_events, LINK_COLUMNS, state.links)
-    _insert_rows(conn, seals, SEAL_COLUMNS, state.seals)
+    insert_rows(conn, tracked_events, LINK_COLUMNS, state.links)
+    insert_rows(conn, seals, SEAL_COLUMNS, state.seals)
     stops, units = [], []
     for consignment_id, tracked in state.consignments.items():
         if tracked.stops_changed:

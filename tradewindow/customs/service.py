@@ -261,14 +261,6 @@ def _fen(text: str) -> int:
     return to_minor_units(Decimal(text))
 
 
-def _store_version(uow: UnitOfWork, actor: Actor, declaration_id: str, version: int, filing: Filing,
-                   assessment: model.Assessment, reason: str | None) -> tuple[dict, dict]:
-    """Stores the version; gives back the filing and assessment as stored (JSON)."""
-    row = _version_row(actor, declaration_id, version, filing, assessment, reason)
-    uow.conn.execute(insert(declaration_versions), row)
-    return row["filing"], row["assessment"]
-
-
 def _version_row(actor: Actor, declaration_id: str, version: int, filing: Filing, assessment: model.Assessment,
                  reason: str | None) -> dict:
     return dict(declaration_id=declaration_id, version=version, filing=filing.as_json(),
@@ -742,7 +734,8 @@ def _new_version(uow: UnitOfWork, actor: Actor, row: Mapping, raw: object, reaso
     filing, lookups = _check_again(uow, row, raw)
     assessment = model.assess(filing, lookups, row["acceptance_day"])
     version = row["version"] + 1
-    _store_version(uow, actor, row["id"], version, filing, assessment, reason)
+    uow.conn.execute(insert(declaration_versions),
+                     _version_row(actor, row["id"], version, filing, assessment, reason))
     _store_items(uow, row["id"], filing, assessment)
     _store_documents(uow, actor, row["id"], filing.documents)
     uow.conn.execute(update(declarations).where(declarations.c.id == row["id"]).values(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
-from tradewindow.platform.bulk import BULK_ROWS, insert_rows
+from tradewindow.platform.bulk import insert_records
 from tradewindow.platform.db import utcnow
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.tables import audit_log
@@ -35,11 +35,7 @@ def record_audits(conn: Connection, records: list[dict]) -> None:
     """Several audit rows (from `audit_record`) in one statement, in the order given: a hot path
     that writes more than one record per action saves the round trips. Many at once (a stream
     batch's) go by `insert_rows`: one COPY on PostgreSQL instead of a statement per row."""
-    if len(records) >= BULK_ROWS:
-        columns = tuple(records[0])
-        insert_rows(conn, audit_log, columns, [tuple(r[c] for c in columns) for r in records])
-    elif records:
-        conn.execute(insert(audit_log), records)
+    insert_records(conn, audit_log, records)
 
 
 def audit_writes(records: list[dict]) -> tuple[Table, list[dict]]:

@@ -80,6 +80,16 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", prepared)
 
 
+def insert_records(conn: Connection, table: Table, records: Sequence[dict]) -> None:
+    """Rows given as dictionaries with the same keys: many at once by `insert_rows` (one COPY on
+    PostgreSQL), a few by one INSERT statement."""
+    if len(records) >= BULK_ROWS:
+        columns = tuple(records[0])
+        insert_rows(conn, table, columns, [tuple(r[c] for c in columns) for r in records])
+    elif records:
+        conn.execute(table.insert(), list(records))
+
+
 def _copy(conn: Connection, table: Table, names: str, rows: Sequence[Sequence[Any]],
           encode: list[tuple[int, Callable[[Any], str]]]) -> None:
     import psycopg  # only where PostgreSQL is used

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from tradewindow.platform.bulk import BULK_ROWS, insert_rows
+from tradewindow.platform.bulk import insert_records
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.tables import outbox_events
@@ -61,11 +61,7 @@ def append_events(conn: Connection, records: list[dict]) -> None:
     """Several events (from `event_record`) in one statement; their ids keep the order given, so
     the relay publishes them in that order (it numbers them after the commit, as any others).
     Many at once go by `insert_rows` (one COPY on PostgreSQL)."""
-    if len(records) >= BULK_ROWS:
-        columns = tuple(records[0])
-        insert_rows(conn, outbox_events, columns, [tuple(r[c] for c in columns) for r in records])
-    elif records:
-        conn.execute(insert(outbox_events), records)
+    insert_records(conn, outbox_events, records)
 
 
 def event_writes(records: list[dict]) -> tuple[Table, list[dict]]:

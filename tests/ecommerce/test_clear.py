@@ -297,3 +297,27 @@ def test_an_order_whose_every_line_is_refused_is_neither_a_crash_nor_waiting(cbe
     summary, results = clear(uow, folder, tmp_path / "r.ndjson")
     assert summary.refused == {"unknown_field": 1} and [r["line"] for r in summary.refused_lines] == [1]
     assert results == {} and summary.waiting == 0
+
+
+def test_a_worker_that_stops_is_named_and_a_rerun_completes_the_batch(cbec_world, uow, db, tmp_path, monkeypatch):
+    folder = files(tmp_path, 200)
+    expected_summary, expected = clear(uow, folder, tmp_path / "expected.ndjson", workers=2, partitions=4)
+    forget(db)
+
+    def disk_full(conn, table, *args, **kwargs):
+        if table is bulk.cbec_parcels:            # the decisions cannot be written
+            raise OSError(28, "No space left on device")
+        return real_insert_rows(conn, table, *args, **kwargs)
+
+    real_insert_rows = bulk.insert_rows
+    monkeypatch.setattr(bulk, "insert_rows", disk_full)
+    with pytest.raises(bulk.ClearingFailed) as failed:
+        clear(uow, folder, tmp_path / "failed.ndjson", workers=2, partitions=4)
+    assert failed.value.status == 503
+    assert sorted(p.path for p in failed.value.problems) == ["worker 0", "worker 1"]   # every worker, not the first
+    assert all(p.code == "worker_failed" and "No space left on device" in p.message and "again" in p.message
+               for p in failed.value.problems)
+
+    monkeypatch.setattr(bulk, "insert_rows", real_insert_rows)
+    summary, results = clear(uow, folder, tmp_path / "rerun.ndjson", workers=2, partitions=4)
+    assert results == expected and summary.decisions == expected_summary.decisions

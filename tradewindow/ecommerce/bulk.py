@@ -54,7 +54,7 @@ from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_par
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
-from tradewindow.platform.errors import Problem, ValidationFailed, require
+from tradewindow.platform.errors import DomainError, Problem, ValidationFailed, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
 from tradewindow.platform.settings import get_settings
@@ -722,13 +722,16 @@ def _in_processes(clearing: _Clearing, workers: int, stage: str, job: Callable[[
         else:
             finished += 1
             if message[0] == "failed":
-                failed.append(message[1])
+                failed.append(Problem(f"worker {message[1]}", "worker_failed",
+                                      f"Worker {message[1]} failed while {STAGE_NAMES[stage]}: {message[2]}. "
+                                      "Run the same command again: what was stored stays, and nothing is "
+                                      "stored twice."))
             else:
                 parent_summary.merge(message[1])
     for process in processes:
         process.join()
     if failed:
-        raise RuntimeError(f"a worker failed ({stage}): " + failed[0])
+        raise ClearingFailed(failed)
     for worker in range(workers):
         piece = clearing.work / f"r{stage}{worker}"
         if parent_results is not None and piece.exists():
@@ -736,6 +739,16 @@ def _in_processes(clearing: _Clearing, workers: int, stage: str, job: Callable[[
                 for line in lines:
                     parent_results.write(line)
         piece.unlink(missing_ok=True)
+
+
+STAGE_NAMES = {"read": "reading the files", "matched": "matching", "decided": "deciding"}
+
+
+class ClearingFailed(DomainError):
+    """A worker process stopped (the database went away, the disk filled): every failed worker is
+    named, and the run may simply be repeated."""
+
+    status = 503
 
 
 def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], None], queue: Any) -> None:
@@ -750,7 +763,7 @@ def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], N
             job(worker)
         queue.put(("done", clearing.summary))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-        queue.put(("failed", repr(exc)))
+        queue.put(("failed", worker, repr(exc)))
         raise
 
 

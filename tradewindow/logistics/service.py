@@ -595,7 +595,7 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
             naming.update(conn.execute(select(epcis_events.c.pk).where(
                 epcis_events.c.event_type == "AggregationEvent",
                 epcis_events.c.epcs.op("&&")(_text_array(values[start:start + GIN_KEYS])))).scalars())
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        conn.exec_driver_sql("SET LOCAL enable_seqscan TO DEFAULT")
         yield from _among(conn, containment.c.event_pk, naming)
         return
     for start in range(0, len(values), CHUNK):

@@ -65,6 +65,7 @@ from tradewindow.tariff import service as tariff_service
 PARTITION_BYTES = 16 * 1024 * 1024
 MAX_PARTITIONS = 2048              # 16 MiB each: 32 GiB of input (10 million parcels are ~17 GiB)
 IN_CHUNK = 2000                     # numbers per IN (...) look-up
+PROGRESS_BYTES = 1 << 20            # pass 1 reports what it read by the megabyte
 KINDS = tuple(Kind)     # iterating the enum itself costs a generator each time
 KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
@@ -292,9 +293,12 @@ def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summar
             char = KIND_CHAR[kind]
             number_field = NUMBER_FIELD[kind]
             with open(path, "rb") as handle:
-                for line_no, raw in enumerate(handle, start=1):
-                    if progress:
-                        progress("read", len(raw))
+                unreported = 0      # bytes read since the last report: progress by the megabyte, not
+                for line_no, raw in enumerate(handle, start=1):     # by the line (a worker's goes by a queue)
+                    unreported += len(raw)
+                    if unreported >= PROGRESS_BYTES and progress:
+                        progress("read", unreported)
+                        unreported = 0
                     if not raw.strip():
                         continue
                     summary.lines[FILE_OF[kind]] += 1
@@ -323,6 +327,8 @@ def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summar
                     _put_line(by_order[_partition_of(order_no, k)], char, line_no, order_no, raw)
                     if kind is not Kind.ORDER and isinstance(number, str):
                         by_number[_partition_of(number, k)].write(f"{char}\t{line_no}\t{number}\t{order_no}\n")
+                if unreported and progress:
+                    progress("read", unreported)
     finally:
         for handle in (*by_order, *by_number):
             handle.close()

@@ -75,15 +75,15 @@ def serve(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="POR
     """Run the web server (UI and API)."""
     import uvicorn
 
-    if workers > 1:
-        from tradewindow.web.server import HTTP_PROTOCOL  # Nagle off: see tradewindow/web/server.py
+    from tradewindow.web.server import EVENT_LOOP, HTTP_PROTOCOL  # see tradewindow/web/server.py
 
+    if workers > 1:
         uvicorn.run("tradewindow.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", http=HTTP_PROTOCOL)
+                    log_level="warning", http=HTTP_PROTOCOL, loop=EVENT_LOOP)
         return
     from tradewindow.web.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", http=HTTP_PROTOCOL, loop=EVENT_LOOP)
 
 
 worker_app = typer.Typer()
@@ -122,6 +122,7 @@ def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT
     from tradewindow.notifications import service as notifications
     from tradewindow.platform.worker import run_in_thread
     from tradewindow.web.app import create_app
+    from tradewindow.web.server import EVENT_LOOP, HTTP_PROTOCOL
 
     os.environ["TRADEWINDOW_DEMO_MODE"] = "true"
     _use_reference_epcis_schema()
@@ -143,7 +144,8 @@ def demo(host: str = "127.0.0.1", port: Annotated[int, typer.Option(envvar="PORT
         table.add_row(account.username, account.role, account.description)
     console.print(table)
     console.print(f"Trade Window is at [bold]http://{host}:{port}[/] (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="warning", http=HTTP_PROTOCOL,
+                loop=EVENT_LOOP)
 
 
 def _use_reference_epcis_schema() -> None:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from uvicorn import Config, Server
 
-from tradewindow.web.server import HTTP_PROTOCOL, NoDelayH11Protocol
+from tradewindow.web.server import EVENT_LOOP, HTTP_PROTOCOL, NoDelayHttpToolsProtocol
 
 
 async def _hello(scope, receive, send) -> None:
@@ -22,7 +22,7 @@ async def _nagle_off_on_served_connections(http: str) -> list[int]:
     listening = socket.socket(socket.AF_INET)          # as uvicorn's Config.bind_socket does
     listening.bind(("127.0.0.1", 0))
     assert listening.proto == 0
-    server = Server(Config(app=_hello, http=http, lifespan="off", log_level="warning"))
+    server = Server(Config(app=_hello, http=http, loop=EVENT_LOOP, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[listening]))
     while not server.started:
         await asyncio.sleep(0.01)
@@ -45,15 +45,15 @@ def _nagle_flags(http: str) -> list[int]:
 
 
 def test_uvicorn_is_told_to_use_the_protocol():
-    config = Config(app=_hello, http=HTTP_PROTOCOL)
+    config = Config(app=_hello, http=HTTP_PROTOCOL, loop=EVENT_LOOP)
     config.load()
-    assert config.http_protocol_class is NoDelayH11Protocol
+    assert config.http_protocol_class is NoDelayHttpToolsProtocol
 
 
 def test_connections_have_nagle_off():
     assert _nagle_flags(HTTP_PROTOCOL) == [1]
 
 
-def test_plain_h11_leaves_nagle_on_such_a_socket():
-    """Why the protocol exists (if uvicorn or asyncio change this, it can go)."""
-    assert _nagle_flags("h11") == [0]
+def test_plain_httptools_leaves_nagle_on_such_a_socket():
+    """Why the protocol exists (if uvicorn or the event loop change this, it can go)."""
+    assert _nagle_flags("httptools") == [0]

@@ -1,6 +1,10 @@
-"""How uvicorn serves the app: HTTP/1.1 with Nagle's algorithm off on every connection.
+"""How uvicorn serves the app: httptools' C parser on uvloop, with Nagle's algorithm off on every
+connection.
 
-uvicorn writes an answer's head and body as two writes. asyncio turns Nagle's algorithm off
+uvicorn's default, the pure-Python h11 parser on asyncio's loop, cost about a millisecond of server
+CPU per API call; httptools on uvloop does the same HTTP/1.1 for a fraction of it.
+
+uvicorn writes an answer's head and body as two writes. The event loop turns Nagle's algorithm off
 (TCP_NODELAY) only on sockets whose protocol number says TCP, which the sockets it creates itself
 have; with several server processes uvicorn binds the listening socket itself (protocol number 0),
 so its connections kept Nagle on: the body then waited for the client to acknowledge the head,
@@ -11,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-# For uvicorn's `http` setting.
-HTTP_PROTOCOL = "tradewindow.web.server:NoDelayH11Protocol"
+# For uvicorn's `http` and `loop` settings.
+HTTP_PROTOCOL = "tradewindow.web.server:NoDelayHttpToolsProtocol"
+EVENT_LOOP = "uvloop"
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with TCP_NODELAY set on each TCP connection it serves."""
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with TCP_NODELAY set on each TCP connection it serves."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from tradewindow.platform import jsontext
 from tradewindow.platform.errors import Conflict, Problem
 
 # From this many rows on, a COPY beats one INSERT statement per row (executemany) on PostgreSQL.
@@ -25,12 +25,8 @@ class JsonText(str):
     __slots__ = ()
 
 
-def json_text(value: Any) -> str:
-    """JSON as the engine writes it (platform.db's serializer)."""
-    return _json_encode(value)
-
-
-_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+# JSON as the engine writes it (platform.db's serializer).
+json_text = jsontext.stored
 # Characters that make an element of a PostgreSQL array literal need quotes (as do "" and NULL).
 _ARRAY_SPECIAL = re.compile(r'[{}"\\\s]')
 

@@ -9,7 +9,6 @@ services ask for them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError, IntegrityError
 
+from tradewindow.platform import jsontext
 from tradewindow.platform.errors import Conflict
 
 metadata = MetaData(naming_convention={
@@ -125,7 +125,7 @@ def make_engine(url: str) -> Engine:
     # 20 connections stay open per process, enough for one server process's concurrent requests (a
     # lodging holds two at once). Those beyond are closed when returned, and each new one starts a
     # PostgreSQL server process: with 10, that churn doubled the database's CPU per lodgement.
-    engine = create_engine(url, pool_size=20, max_overflow=20, json_serializer=_json_dumps)
+    engine = create_engine(url, pool_size=20, max_overflow=20, json_serializer=jsontext.stored)
     _ping_when_idle(engine)
     return engine
 
@@ -147,15 +147,11 @@ def _ping_when_idle(engine: Engine) -> None:
                 raise DisconnectionError("the idle connection is gone") from exc
 
 
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, json_serializer=_json_dumps,
+    engine = create_engine(url, json_serializer=jsontext.stored,
                            connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

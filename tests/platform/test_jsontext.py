@@ -1,0 +1,73 @@
+"""JSON text: orjson writes exactly what the standard library's encoder wrote before it, for the
+values Trade Window stores and answers; what orjson refuses still comes out as before."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tradewindow.platform import jsontext
+
+STORED_BEFORE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _answer_default(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def answered_before(value) -> bytes:
+    return json.dumps(value, default=_answer_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+zones = st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))])
+scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text()
+           | st.decimals(allow_nan=False, allow_infinity=False, places=2) | st.dates()
+           | st.datetimes(timezones=zones) | st.datetimes())
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
+
+
+@given(values)
+def test_stored_text_is_the_standard_encoders(value):
+    assert jsontext.stored(value) == STORED_BEFORE(value)
+
+
+@given(values)
+def test_answer_is_the_standard_encoders(value):
+    assert jsontext.answer(value) == answered_before(value)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_float_is_the_same_number(number):
+    assert json.loads(jsontext.stored({"x": number})) == {"x": number}
+
+
+def _nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [2**70, "lone \ud800 surrogate", _nested(300)],
+                         ids=["beyond 64 bits", "lone surrogate", "300 levels deep"])
+def test_what_orjson_refuses_is_written_as_before(value):
+    assert jsontext.stored(value) == STORED_BEFORE(value)
+
+
+def test_integer_keys_are_written_as_text():
+    assert jsontext.stored({1: "a", None: "b"}) == STORED_BEFORE({1: "a", None: "b"})
+
+
+def test_an_answer_with_a_type_json_has_no_place_for_is_a_type_error():
+    with pytest.raises(TypeError, match="object"):
+        jsontext.answer({"x": object()})

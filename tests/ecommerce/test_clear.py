@@ -238,6 +238,34 @@ def test_an_order_number_read_at_sight_is_the_one_parsing_gives(first, rest, spa
     assert isinstance(parsed, dict) and parsed["order_no"] == seen
 
 
+_any_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=4)),
+    max_leaves=10)
+_odd_lines = st.sampled_from([b"\xef\xbb\xbf{}", b"NaN", b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400}',
+                              b'{"a": "\\ud800"}', b'{"a": 1, "a": 2}', b"[" * 300 + b"]" * 300, b"\xff{}", b"{",
+                              b'{"a": 12345678901234567890123}', b'{"a": -0}', b'{"a": "\xe9"}', b" {} \r\n", b""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_any_json, odd=st.one_of(st.none(), _odd_lines), line_no=st.sampled_from([1, 2]),
+       ascii_only=st.booleans())
+def test_a_line_read_by_orjson_is_what_the_standard_library_reads(value, odd, line_no, ascii_only):
+    """Lines are read by orjson where it reads them as the standard library does; the same value,
+    or the same refusal, whatever the line (huge integers, NaN, BOM, lone surrogates, nesting)."""
+    raw = odd if odd is not None else json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))
+    except ValueError:
+        with pytest.raises(ValueError):
+            bulk._read_line(raw, line_no)
+        return
+    seen = bulk._read_line(raw, line_no)
+    assert json.dumps(seen, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert type(seen) is type(expected)
+
+
 @settings(max_examples=200, deadline=None)
 @given(numbers=st.lists(st.text(min_size=1, max_size=10), min_size=3, max_size=3),
        decision=st.sampled_from(["release", "inspect", "reject"]),

@@ -1,7 +1,7 @@
 """Benchmark: EPCIS capture of China-Europe trains into PostgreSQL, then container timelines.
 
     .venv/bin/python benchmarks/epcis.py [--events 1000000] [--batch 1000] [--queries 500]
-                                         [--parcels 25] [--schema PATH] [--profile FILE]
+                                         [--parcels 25] [--senders 1] [--schema PATH] [--profile FILE]
 
 Starts a throwaway PostgreSQL cluster, registers the trains (one consignment each: wagons, each
 carrying two containers with an e-lock; planned route Chongqing Tuanjiecun -> Alashankou -> Dostyk
@@ -12,8 +12,12 @@ carrying two containers with an e-lock; planned route Chongqing Tuanjiecun -> Al
      mail bags (no eventID: the event hash is the id), bags stuffed into containers, containers
      sealed and loaded onto wagons, the wagons departing and arriving at each stop, customs
      inspecting seals and reefer temperatures at the borders (now and then a broken seal or a
-     temperature excursion), unloading at Duisburg: events/s, CPU time per event (this process
-     and the PostgreSQL server), peak memory of this process;
+     temperature excursion), unloading at Duisburg: events/s, CPU time per event (the capturing
+     processes and the PostgreSQL server), peak memory of a capturing process. With `--senders N`
+     N processes capture at once, each its own share of the trains (train i goes to sender
+     i mod N, as several carriers' systems send at the same time; a train's events stay in order
+     within one sender), so the capture's Python and the server's work use the cores together;
+     events/s is then all senders' events over the wall time from the first start to the last end;
   0. (first) the compiled schema validator alone on a sample of the documents: events/s;
   2. the timeline of `--queries` random containers (`service.container_timeline`, as customs):
      p50/p99 latency, and p99 of 100 timelines taken when a tenth of the events were stored;
@@ -33,6 +37,7 @@ import argparse
 import cProfile
 import itertools
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -43,6 +48,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -191,8 +197,10 @@ def train_events(train: int, rng: random.Random) -> list[dict]:
 ROUTE_INDEX = {code: i + 1 for i, (code, *_) in enumerate(ROUTE)}
 
 
-def documents(trains: int, limit: int, batch: int, seed: int = 7) -> Iterator[dict]:
-    """EPCIS documents of `batch` events, the trains one after the other, made as they are sent."""
+def documents(trains: int, limit: int, batch: int, seed: int = 7, sender: int = 0,
+              senders: int = 1) -> Iterator[dict]:
+    """EPCIS documents of `batch` events, the trains one after the other, made as they are sent;
+    of the first `limit` events of all trains, those of the trains of `sender` (of `senders`)."""
     rng = random.Random(seed)
     pending: list[dict] = []
     sent = 0
@@ -200,8 +208,10 @@ def documents(trains: int, limit: int, batch: int, seed: int = 7) -> Iterator[di
         for event in train_events(train, rng):
             if sent >= limit:
                 break
-            pending.append(event)
             sent += 1
+            if train % senders != sender:
+                continue
+            pending.append(event)
             if len(pending) == batch:
                 yield _document(pending)
                 pending = []
@@ -267,6 +277,44 @@ def timelines(uow: UnitOfWork, officer: Actor, trains: int, count: int, rng: ran
     return latencies, entries
 
 
+def send(url: str, carrier: Actor, trains: int, events: int, batch: int, sender: int, senders: int,
+         started: Any) -> tuple[int, float, float, float, float]:
+    """One sender process (--senders > 1): captures its trains' documents once `started` is set.
+    Returns (events captured, CPU seconds, first start and last end as time.time(), peak MB)."""
+    engine = make_engine(url)
+    uow = UnitOfWork(engine)
+    docs = list(documents(trains, events, batch, sender=sender, senders=senders))
+    captured, cpu = 0, 0.0
+    started.wait()
+    begun = time.time()
+    for doc in docs:
+        own = time.process_time()
+        captured += service.capture(uow, carrier, doc)["captured"]
+        cpu += time.process_time() - own
+    ended = time.time()
+    engine.dispose()
+    return captured, cpu, begun, ended, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def send_together(url: str, carrier: Actor, trains: int, events: int, batch: int, senders: int,
+                  server: ServerClock) -> tuple[int, float, float, float, float]:
+    """Capture with `senders` processes at once (forked after the trains are registered): events,
+    wall seconds, their CPU seconds, the server's CPU seconds, the largest sender's peak MB."""
+    context = multiprocessing.get_context("fork")
+    started = context.Manager().Event()
+    with context.Pool(senders) as pool:
+        pending = [pool.apply_async(send, (url, carrier, trains, events, batch, s, senders, started))
+                   for s in range(senders)]
+        time.sleep(0.5 + batch * senders / 20_000)       # the senders make their documents first
+        theirs = server.seconds()
+        started.set()
+        results = [p.get() for p in pending]
+        server_cpu = server.seconds() - theirs
+    wall = max(r[3] for r in results) - min(r[2] for r in results)
+    return (sum(r[0] for r in results), wall, sum(r[1] for r in results), server_cpu,
+            max(r[4] for r in results))
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))]
@@ -319,8 +367,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500, help="container timelines to time")
     parser.add_argument("--schema", type=Path, default=None)
     parser.add_argument("--parcels", type=int, default=PARCELS, help="parcels packed into each mail bag")
+    parser.add_argument("--senders", type=int, default=1,
+                        help="processes capturing at once, each its own share of the trains")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of capture here")
     args = parser.parse_args()
+    if args.profile and args.senders > 1:
+        parser.error("--profile takes one sender")
     PARCELS = args.parcels
     schema_path = (args.schema or (Path(os.environ["TRADEWINDOW_EPCIS_SCHEMA"])
                                    if os.environ.get("TRADEWINDOW_EPCIS_SCHEMA")
@@ -356,7 +408,10 @@ def main() -> None:
         server_cpu = 0.0
         early: list[float] = []
         boundary = new_id()
-        for doc in documents(trains, args.events, args.batch):
+        if args.senders > 1:
+            captured, elapsed, cpu, server_cpu, peak_mb = send_together(
+                url, carrier, trains, args.events, args.batch, args.senders, server)
+        for doc in documents(trains, args.events, args.batch) if args.senders == 1 else ():
             theirs = server.seconds()
             wall, own = time.perf_counter(), time.process_time()
             if profile:
@@ -375,7 +430,8 @@ def main() -> None:
         print(file=sys.stderr)
         if profile:
             profile.dump_stats(str(args.profile))
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if args.senders == 1:
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         with uow.read() as conn:
             alerts = conn.exec_driver_sql("SELECT count(*) FROM monitoring_alerts").scalar_one()
@@ -389,6 +445,7 @@ def main() -> None:
     raw_rate = captured / raw_seconds
     figures = {
         "database": "postgresql", "events": captured, "trains": trains, "batch": args.batch,
+        "senders": args.senders,
         "capture_events_per_s": round(rate), "capture_seconds": round(elapsed, 1),
         "client_cpu_us_per_event": round(cpu / captured * 1e6, 1),
         "server_cpu_us_per_event": round(server_cpu / captured * 1e6, 1),
@@ -406,14 +463,15 @@ def main() -> None:
     }
     print(f"trains registered:                {trains:>9,} ({prepared:.0f} s)")
     print(f"capture (validated, stored, monitored): {figures['capture_events_per_s']:>9,} events/s "
-          f"({captured:,} events in {elapsed:.1f} s, {alerts} alerts)")
+          f"({captured:,} events in {elapsed:.1f} s, {alerts} alerts, {args.senders} sender(s))")
     print(f"  CPU per event: client {figures['client_cpu_us_per_event']} us, "
           f"PostgreSQL {figures['server_cpu_us_per_event']} us")
     print(f"schema validation alone:          {figures['validate_events_per_s']:>9,} events/s (CPU)")
     print(f"container timeline:               p50 {figures['timeline_p50_ms']} ms, "
           f"p99 {figures['timeline_p99_ms']} ms ({figures['timeline_events_per_query']} events each; "
-          f"p99 {figures['timeline_p99_ms_at_tenth']} ms with a tenth of the events stored)")
-    print(f"peak memory (this process):       {figures['peak_memory_mb']:>9,} MB")
+          + (f"p99 {figures['timeline_p99_ms_at_tenth']} ms with a tenth of the events stored)" if early
+             else "not taken at a tenth with several senders)"))
+    print(f"peak memory (a capturing process): {figures['peak_memory_mb']:>8,} MB")
     print(f"raw COPY of the same rows:        {figures['raw_copy_events_per_s']:>9,} events/s "
           f"({figures['raw_copy_mb']} MB; PostgreSQL CPU {figures['raw_server_cpu_us_per_event']} us/event)")
     print("  by table: " + ", ".join(f"{t} {raw_tables[t] / raw_seconds:.0%}"

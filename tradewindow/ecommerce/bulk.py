@@ -71,10 +71,11 @@ KINDS = tuple(Kind)     # iterating the enum itself costs a generator each time
 KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
 NUMBER_FIELD = {Kind.ORDER: "order_no", Kind.PAYMENT: "payment_no", Kind.WAYBILL: "waybill_no"}
-ORDER_COLUMNS = ("id", "order_no", "buyer_id_number", "ordered_at", "sender_id", "content_hash", "body",
-                 "received_at")
-DOC_COLUMNS = {Kind.PAYMENT: ("id", "payment_no", "order_no", "sender_id", "content_hash", "body", "received_at"),
-               Kind.WAYBILL: ("id", "waybill_no", "order_no", "sender_id", "content_hash", "body", "received_at")}
+ORDER_COLUMNS = ("order_no", "buyer_id_number", "ordered_at", "sender_id", "content_hash", "body", "received_at")
+DOC_COLUMNS = {Kind.PAYMENT: ("payment_no", "order_no", "sender_id", "content_hash", "body", "received_at"),
+               Kind.WAYBILL: ("waybill_no", "order_no", "sender_id", "content_hash", "body", "received_at")}
+SENDER_AT = {Kind.ORDER: ORDER_COLUMNS.index("sender_id"), Kind.PAYMENT: DOC_COLUMNS[Kind.PAYMENT].index("sender_id"),
+             Kind.WAYBILL: DOC_COLUMNS[Kind.WAYBILL].index("sender_id")}
 PARCEL_COLUMNS = ("buyer_id_number", "order_no", "id", "year", "waybill_no", "platform_id", "payment_sender_id",
                   "logistics_sender_id", "ordered_at", "decision", "reasons", "status", "customs_value_fen",
                   "duty_fen", "consumption_tax_fen", "vat_fen", "total_tax_fen", "counted_fen",
@@ -430,7 +431,7 @@ class _Clearing:
         self.reasons_text: dict[tuple[Reason, ...], tuple[list[str], str]] = {}
         with uow.read() as conn:
             self.any_docs = any(conn.execute(select(func.count()).select_from(
-                select(t.c.id).limit(1).subquery())).scalar_one() for t in TABLE_OF.values())
+                select(t.c.order_no).limit(1).subquery())).scalar_one() for t in TABLE_OF.values())
             self.any_parcels = bool(conn.execute(select(func.count()).select_from(
                 select(cbec_parcels.c.id).limit(1).subquery())).scalar_one())
             self.any_years = bool(conn.execute(select(func.count()).select_from(
@@ -445,9 +446,9 @@ class _Clearing:
     def _doc_row(self, doc: _Doc, sender: str | None, now: Any) -> tuple:
         record = doc.record
         if isinstance(record, model.Order):
-            return (self.ids(), record.order_no, record.buyer_id_number, self._time(record.ordered_at), sender,
-                    doc.hash, doc.body, now)
-        return (self.ids(), record.number, record.order_no, sender, doc.hash, doc.body, now)
+            return (record.order_no, record.buyer_id_number, self._time(record.ordered_at), sender, doc.hash,
+                    doc.body, now)
+        return (record.number, record.order_no, sender, doc.hash, doc.body, now)
 
     def _sender(self, kind: Kind, record: model.Record) -> str | None:
         if self.actor.enterprise_id is not None or kind is not Kind.ORDER:
@@ -513,7 +514,7 @@ class _Clearing:
                     else:   # the per-record service decides bonded imports (account books)
                         bonded.write(order_no + "\n")
                     continue
-                senders = {kind: (rows[kind][3 if kind is not Kind.ORDER else 4] if kind in rows
+                senders = {kind: (rows[kind][SENDER_AT[kind]] if kind in rows
                                   else stored.by_number[kind][standing[kind].number]["sender_id"])
                            for kind in KINDS}
                 assessment = model.assess(order, standing[Kind.PAYMENT], standing[Kind.WAYBILL],  # type: ignore[arg-type]

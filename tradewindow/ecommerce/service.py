@@ -48,7 +48,7 @@ from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.bulk import JsonText, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
-from tradewindow.platform.ids import new_id, new_ids
+from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import handles, periodic
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
 from tradewindow.platform.outbox import append_events, event_record
@@ -156,7 +156,7 @@ def _store(uow: UnitOfWork, conn: Connection, actor: Actor, kind: Kind, record: 
     if (known := _compare(conn, kind, record, sender)) is not None:
         return known
     table, number = TABLES[kind]
-    row: dict[str, Any] = {"id": new_id(), number.name: record.number, "sender_id": sender,
+    row: dict[str, Any] = {number.name: record.number, "sender_id": sender,
                            "content_hash": model.content_hash(record), "body": model.canonical(record),
                            "received_at": utcnow()}
     if isinstance(record, model.Order):
@@ -451,7 +451,6 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
     audits = []
     outcomes: list[str | Problem] = []
     now = utcnow()
-    ids = iter(new_ids(len(records)))
     for (actor, kind, record), sender in zip(records, senders, strict=True):
         body = model.canonical_text(record)
         digest = hashlib.sha256(body.encode()).hexdigest()
@@ -467,7 +466,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
                                                               f"{kind.value}; the first one stands."))
             continue
         held[(kind, record.number)] = (digest, sender)
-        row: dict[str, Any] = {"id": next(ids), name: record.number, "sender_id": sender, "content_hash": digest,
+        row: dict[str, Any] = {name: record.number, "sender_id": sender, "content_hash": digest,
                                "body": JsonText(body), "received_at": now}
         if isinstance(record, model.Order):
             row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}

@@ -4,7 +4,8 @@ buyer's running total for a calendar year.
 The buyer is the natural owner (DESIGN.md §5): parcels and year totals are keyed by the buyer's
 identity number first, so they can be partitioned by buyer later. The documents are unique by their
 own numbers across all buyers (a number used twice is `duplicate` whoever the buyer), so their
-unique constraints cannot carry the buyer."""
+keys cannot carry the buyer; their numbers are their keys (no id: nothing needs one, and every
+index costs the bulk path per row)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from tradewindow.platform.db import Json, UtcDateTime, id_column_type, metadata
 
 cbec_orders = Table(
     "cbec_orders", metadata,
-    Column("id", id_column_type(), primary_key=True),
-    Column("order_no", String(64), nullable=False, unique=True),
+    Column("order_no", String(64), primary_key=True),
     Column("buyer_id_number", String(32), nullable=False),
     Column("ordered_at", UtcDateTime(), nullable=False),
     Column("sender_id", id_column_type()),               # the platform enterprise that sent it
@@ -27,8 +27,7 @@ cbec_orders = Table(
 
 cbec_payments = Table(
     "cbec_payments", metadata,
-    Column("id", id_column_type(), primary_key=True),
-    Column("payment_no", String(64), nullable=False, unique=True),
+    Column("payment_no", String(64), primary_key=True),
     Column("order_no", String(64), nullable=False, unique=True),   # one payment per order
     Column("sender_id", id_column_type()),
     Column("content_hash", String(64), nullable=False),
@@ -38,8 +37,7 @@ cbec_payments = Table(
 
 cbec_waybills = Table(
     "cbec_waybills", metadata,
-    Column("id", id_column_type(), primary_key=True),
-    Column("waybill_no", String(64), nullable=False, unique=True),
+    Column("waybill_no", String(64), primary_key=True),
     Column("order_no", String(64), nullable=False, unique=True),   # one waybill per order
     Column("sender_id", id_column_type()),
     Column("content_hash", String(64), nullable=False),

@@ -1,0 +1,75 @@
+"""Migration 0014 keys the order, payment and waybill tables by their own numbers (their id
+column goes) with every row kept, and back on downgrade (each row a fresh id), on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+
+from tradewindow.migrations import alembic_config, upgrade
+from tradewindow.platform.db import make_engine
+
+T = datetime(2026, 11, 11, tzinfo=UTC)
+DOCUMENTS = {"cbec_orders": "order_no", "cbec_payments": "payment_no", "cbec_waybills": "waybill_no"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_cluster").create_database("ecommerce_0013")
+    engine = make_engine(url)
+    upgrade(engine, "0013")
+    yield engine
+    engine.dispose()
+
+
+def _rows(conn) -> dict[str, list[tuple]]:
+    found = {}
+    for table, number in DOCUMENTS.items():
+        extra = "buyer_id_number" if table == "cbec_orders" else "order_no"
+        found[table] = [tuple(r) for r in conn.execute(text(
+            f"SELECT {number}, {extra}, sender_id, content_hash, body FROM {table} ORDER BY {number}"))]
+    return found
+
+
+def test_the_documents_are_keyed_by_their_numbers_and_back(old_engine):
+    with old_engine.begin() as conn:
+        for n in (1, 2):
+            conn.execute(text("INSERT INTO cbec_orders (id, order_no, buyer_id_number, ordered_at, sender_id, "
+                              "content_hash, body, received_at) VALUES (:id, :no, 'B', :t, NULL, 'h', '{}', :t)"),
+                         {"id": f"O{n}", "no": f"OD{n}", "t": T})
+            for table, number in (("cbec_payments", "payment_no"), ("cbec_waybills", "waybill_no")):
+                conn.execute(text(f"INSERT INTO {table} (id, {number}, order_no, sender_id, content_hash, body, "
+                                  "received_at) VALUES (:id, :no, :order, 'S', 'h', '{\"a\": 1}', :t)"),
+                             {"id": f"{table}{n}", "no": f"{number}{n}", "order": f"OD{n}", "t": T})
+    with old_engine.connect() as conn:
+        before = _rows(conn)
+    upgrade(old_engine)
+    schema = inspect(old_engine)
+    for table, number in DOCUMENTS.items():
+        assert schema.get_pk_constraint(table)["constrained_columns"] == [number]
+        assert "id" not in {c["name"] for c in schema.get_columns(table)}
+    with old_engine.connect() as conn:
+        assert _rows(conn) == before
+    with old_engine.begin() as conn, pytest.raises(Exception, match="(?i)unique|duplicate"):
+        conn.execute(text("INSERT INTO cbec_payments (payment_no, order_no, sender_id, content_hash, body, "
+                          "received_at) VALUES ('payment_no1', 'OD9', 'S', 'h', '{}', :t)"), {"t": T})
+
+    config = alembic_config(old_engine.url.render_as_string(hide_password=False))
+    with old_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0013")
+    schema = inspect(old_engine)
+    with old_engine.connect() as conn:
+        assert _rows(conn) == before
+        for table in DOCUMENTS:
+            assert schema.get_pk_constraint(table)["constrained_columns"] == ["id"]
+            ids = conn.execute(text(f"SELECT id FROM {table}")).scalars().all()
+            assert len(set(ids)) == 2 and all(len(i) == 26 for i in ids)
+    upgrade(old_engine)

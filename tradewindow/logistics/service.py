@@ -327,8 +327,10 @@ class _Capture:
     by_child: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
     # The rows of by_parent whose child is known to be equipment: what monitoring follows.
     units_inside: dict[str, list[_Contained]] = field(default_factory=lambda: defaultdict(list))
-    # Equipment rows (consignment_id, number, epc) by EPC, for every EPC looked up so far.
+    # Equipment rows (consignment_id, number, epc) by EPC, of the EPCs looked up so far that are
+    # equipment (its keys: the capture's set of known equipment EPCs); every EPC looked up so far.
     units_by_epc: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    looked_up: set[str] = field(default_factory=set)
 
     def load(self, uow: UnitOfWork, consignment_id: str) -> _Tracked:
         if consignment_id not in self.consignments:
@@ -364,8 +366,7 @@ class _Capture:
         # Only what was inside while these events happened: a wagon's trains of past years stay unread.
         first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
         during = and_(containment.c.since <= last, or_(containment.c.until.is_(None), containment.c.until > first))
-        carried_units = {p: units for p, children in carried.items()
-                         if (units := {c for c in children if self.units_by_epc.get(c)})}
+        carried_units = {p: units for p, children in carried.items() if (units := children & self.units_by_epc.keys())}
         frontier, seen = set(named), set(named)
         while frontier:
             found: set[str] = set()
@@ -374,7 +375,7 @@ class _Capture:
                 self._add_stored(rows)
                 found.update(c for r in rows for c in r["children"])
             self._look_up_units(conn, found)
-            found = {c for c in found if self.units_by_epc.get(c)}
+            found = self.units_by_epc.keys() & found
             for parent in frontier & carried_units.keys():
                 found |= carried_units[parent]       # looked up already: among `named`
             frontier = found - seen
@@ -401,17 +402,17 @@ class _Capture:
     def _index(self, row: _Contained) -> None:
         self.by_parent[row.parent_epc].append(row)
         self.by_child[row.child_epc].append(row)
-        if self.units_by_epc.get(row.child_epc):
+        if row.child_epc in self.units_by_epc:
             self.units_inside[row.parent_epc].append(row)
 
     def _look_up_units(self, conn: Any, epcs: set[str]) -> None:
-        missing = epcs - self.units_by_epc.keys()
-        for epc in missing:
-            self.units_by_epc[epc] = []
+        missing = epcs - self.looked_up
+        self.looked_up |= missing
         for where in _among(conn, equipment.c.epc, missing):
             for consignment_id, number, epc in conn.execute(
                     select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc).where(where)):
-                if not self.units_by_epc[epc]:
+                if epc not in self.units_by_epc:
+                    self.units_by_epc[epc] = []
                     for row in self.by_child.get(epc, ()):       # indexed before it was known as equipment
                         self.units_inside[row.parent_epc].append(row)
                 self.units_by_epc[epc].append((consignment_id, number, epc))
@@ -429,18 +430,26 @@ class _Capture:
                 if row.until is None and (not children or row.child_epc in named):
                     row.until, row.closed = fact.event_time, True
             return
-        for child in children:
-            known = self.by_child.get(child)
+        by_child, units, added_rows = self.by_child, self.units_by_epc, self.added
+        siblings, since = self.by_parent[parent], fact.event_time
+        for child in children:            # self._index(added) written out: a bag holds many parcels
+            known = by_child.get(child)
             if known:
                 current = [row for row in known if row.until is None]
                 if any(row.parent_epc == parent for row in current):
                     continue
                 if fact.action == "ADD":
                     for row in current:
-                        row.until, row.closed = fact.event_time, True
-            added = _Contained(None, parent, child, fact.event_time, None, pk)
-            self.added.append(added)
-            self._index(added)
+                        row.until, row.closed = since, True
+            added = _Contained(None, parent, child, since, None, pk)
+            added_rows.append(added)
+            siblings.append(added)
+            if known is None:
+                by_child[child] = [added]
+            else:
+                known.append(added)
+            if child in units:
+                self.units_inside[parent].append(added)
 
     def contents(self, epcs: set[str], at: datetime) -> set[str]:
         """The transport equipment inside `epcs` at the moment `at` (a container on a wagon, and
@@ -450,8 +459,8 @@ class _Capture:
         for _ in range(6):
             if not frontier:
                 break
-            inside = {row.child_epc for parent in frontier for row in self.units_inside.get(parent, ())
-                      if row.since <= at and (row.until is None or row.until > at)}
+            inside = {row.child_epc for parent in frontier & self.units_inside.keys()
+                      for row in self.units_inside[parent] if row.since <= at and (row.until is None or row.until > at)}
             frontier = inside - found - epcs
             found |= frontier
         return found
@@ -686,8 +695,8 @@ def _track(uow: UnitOfWork, state: _Capture, pk: str, fact: EventFacts) -> None:
     affected = direct_epcs | state.contents(direct_epcs, fact.event_time)
     by_consignment: dict[str, set[str]] = defaultdict(set)
     direct: dict[str, set[str]] = defaultdict(set)
-    for epc in affected:
-        for consignment_id, number, _ in state.units_by_epc.get(epc, ()):
+    for epc in affected & state.units_by_epc.keys():
+        for consignment_id, number, _ in state.units_by_epc[epc]:
             by_consignment[consignment_id].add(number)
             if epc in direct_epcs:
                 direct[consignment_id].add(number)

@@ -245,7 +245,9 @@ _any_json = st.recursive(
     max_leaves=10)
 _odd_lines = st.sampled_from([b"\xef\xbb\xbf{}", b"NaN", b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400}',
                               b'{"a": "\\ud800"}', b'{"a": 1, "a": 2}', b"[" * 300 + b"]" * 300, b"\xff{}", b"{",
-                              b'{"a": 12345678901234567890123}', b'{"a": -0}', b'{"a": "\xe9"}', b" {} \r\n", b""])
+                              b'{"a": 12345678901234567890123}', b'{"a": -9999999999999999999}',
+                              b'{"a": 18446744073709551616}', b'{"a": 9223372036854775808}',
+                              b'{"a": -0}', b'{"a": "\xe9"}', b" {} \r\n", b""])
 
 
 @settings(max_examples=300, deadline=None)

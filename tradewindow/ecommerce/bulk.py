@@ -279,8 +279,10 @@ def _lines(path: Path) -> Iterator[tuple[str, int, str, bytes]]:
         at += key_size + size
 
 
-# 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float. Found as 19
+# zeros once every digit is a zero (a regular expression took four times orjson's time per line).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
 
 
 def _read_line(raw: bytes, line_no: int) -> Any:
@@ -288,7 +290,7 @@ def _read_line(raw: bytes, line_no: int) -> Any:
     orjson reads it in a third of the time; whatever orjson refuses (a BOM, NaN, a lone
     surrogate, ...) or might read otherwise (a huge integer) is read by the standard library, so
     the value, or the error, is the standard library's (a test holds them equal)."""
-    if _LONG_DIGITS.search(raw) is None:
+    if _LONG_DIGITS not in raw.translate(_DIGITS_TO_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

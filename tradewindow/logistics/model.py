@@ -810,23 +810,24 @@ def assess(rules: Rules, reference: str, stops: Sequence[StopState], units: Sequ
             state = _seal(rules, reference, result, state, facts, final)
             _temperature_check(rules, reference, result, state, facts, temperature_range)
         in_order = state.last_event_time is None or facts.event_time >= state.last_event_time
-        if locode is not None and in_order:
-            if state.locode == locode and state.located_since is not None:
-                dwell = facts.event_time - state.located_since
-                if _over(rules, RuleKind.DWELL, dwell) and locode != final:
-                    result.alerts.append(Alert(
-                        RuleKind.DWELL, f"{state.number}:{locode}:{state.located_since.isoformat()}", state.number,
-                        f"{state.number} of consignment {reference} has stood at {locode} for "
-                        f"{_hours(dwell)} hours.", {"location": locode, "since": state.located_since,
-                                                    "hours": _hours(dwell)}))
-            else:
-                state = replace(state, locode=locode, located_since=facts.event_time)
-            if facts.biz_step == "departing":
-                # Gone from here: it stands nowhere until it arrives somewhere, so the periodic
-                # dwell check does not count a moving train as standing at its last stop.
-                state = replace(state, located_since=None)
         if in_order:
-            state = replace(state, last_event_time=facts.event_time)
+            changes: dict[str, Any] = {"last_event_time": facts.event_time}      # one replace() a unit
+            if locode is not None:
+                if state.locode == locode and state.located_since is not None:
+                    dwell = facts.event_time - state.located_since
+                    if _over(rules, RuleKind.DWELL, dwell) and locode != final:
+                        result.alerts.append(Alert(
+                            RuleKind.DWELL, f"{state.number}:{locode}:{state.located_since.isoformat()}",
+                            state.number, f"{state.number} of consignment {reference} has stood at {locode} "
+                            f"for {_hours(dwell)} hours.", {"location": locode, "since": state.located_since,
+                                                            "hours": _hours(dwell)}))
+                else:
+                    changes.update(locode=locode, located_since=facts.event_time)
+                if facts.biz_step == "departing":
+                    # Gone from here: it stands nowhere until it arrives somewhere, so the periodic
+                    # dwell check does not count a moving train as standing at its last stop.
+                    changes["located_since"] = None
+            state = replace(state, **changes)
         result.units[state.number] = state
     return result
 

@@ -576,15 +576,17 @@ def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
     """Conditions `column` is one of `values`, as few as the database allows: on PostgreSQL one
     parameter, a JSON array the server unpacks into a set to join (psycopg adapts a long list
     of strings to an array slowly, in Python, and `= ANY(array)` compares every row with every
-    element when the array is not a constant); lists of CHUNK on SQLite."""
-    values = sorted(set(values))
-    if not values:
+    element when the array is not a constant; the server hashes them, so they go unsorted);
+    sorted lists of CHUNK on SQLite."""
+    distinct = set(values)
+    if not distinct:
         return
     if conn.dialect.name == "postgresql":
-        yield column.in_(_unpacked(values))
+        yield column.in_(_unpacked(list(distinct)))
         return
-    for start in range(0, len(values), CHUNK):
-        yield column.in_(values[start:start + CHUNK])
+    ordered = sorted(distinct)
+    for start in range(0, len(ordered), CHUNK):
+        yield column.in_(ordered[start:start + CHUNK])
 
 
 def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:

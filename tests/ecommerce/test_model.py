@@ -125,6 +125,19 @@ def test_the_quick_reading_of_a_record_agrees_with_the_full_one(data):
         assert _reading(quick, raw) == _reading(full, raw)
 
 
+@settings(max_examples=500, deadline=None)
+@given(value=st.decimals(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [Decimal(t) for t in ("0", "-0", "0.00", "-0.00", "1E+2", "1E-7", "0E-8", "100", "12.50", "9" * 21 + ".10",
+                          "1" * 19 + ".1", "sNaN")]))
+def test_an_amount_written_plain_is_its_normalized_form(value):
+    def written(write):
+        try:
+            return write(value)
+        except ArithmeticError as refused:   # sNaN: the same refusal
+            return type(refused)
+    assert written(model._plain) == written(lambda v: format(v.normalize(), "f"))
+
+
 _texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
 _odd_amounts = ("0", "0.00", "12.50", "1E+3", "-0.00", "5000.001")
 _amounts = st.integers(0, 3).flatmap(lambda places: st.decimals(min_value=0, max_value=10**9, places=places)) | \

@@ -371,7 +371,7 @@ def _numbers_used_twice(work: Path, k: int) -> set[tuple[str, int]]:
 
 # --- pass 2: matching ----------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class _Doc:
     kind: Kind
     line: int
@@ -473,7 +473,7 @@ class _Clearing:
         parsed: dict[str, dict[Kind, list[_Doc]]] = {}
         numbers: dict[Kind, list[str]] = {Kind.PAYMENT: [], Kind.WAYBILL: []}
         for order_no in order_nos:
-            docs: dict[Kind, list[_Doc]] = {k: [] for k in KINDS}
+            docs: dict[Kind, list[_Doc]] = {Kind.ORDER: [], Kind.PAYMENT: [], Kind.WAYBILL: []}
             for kind, line_no, raw in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
                 try:
                     obj = _read_line(raw, line_no)

@@ -28,7 +28,6 @@ decides parcels of the same buyers at the same moment: year totals are read once
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import multiprocessing
@@ -71,9 +70,9 @@ KINDS = tuple(Kind)     # iterating the enum itself costs a generator each time
 KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
 NUMBER_FIELD = {Kind.ORDER: "order_no", Kind.PAYMENT: "payment_no", Kind.WAYBILL: "waybill_no"}
-ORDER_COLUMNS = ("order_no", "buyer_id_number", "ordered_at", "sender_id", "content_hash", "body", "received_at")
-DOC_COLUMNS = {Kind.PAYMENT: ("payment_no", "order_no", "sender_id", "content_hash", "body", "received_at"),
-               Kind.WAYBILL: ("waybill_no", "order_no", "sender_id", "content_hash", "body", "received_at")}
+ORDER_COLUMNS = ("order_no", "buyer_id_number", "ordered_at", "sender_id", "body", "received_at")
+DOC_COLUMNS = {Kind.PAYMENT: ("payment_no", "order_no", "sender_id", "body", "received_at"),
+               Kind.WAYBILL: ("waybill_no", "order_no", "sender_id", "body", "received_at")}
 SENDER_AT = {Kind.ORDER: ORDER_COLUMNS.index("sender_id"), Kind.PAYMENT: DOC_COLUMNS[Kind.PAYMENT].index("sender_id"),
              Kind.WAYBILL: DOC_COLUMNS[Kind.WAYBILL].index("sender_id")}
 PARCEL_COLUMNS = ("buyer_id_number", "order_no", "id", "year", "waybill_no", "platform_id", "payment_sender_id",
@@ -200,13 +199,6 @@ def _result_text(order_no: str, waybill_no: str, buyer: str, decision: str, reas
             f'"decision": "{decision}", "reasons": {reasons_text}, "customs_value": "{_fen(value)}", '
             f'"duty": "{_fen(duty)}", "consumption_tax": "{_fen(ctax)}", "vat": "{_fen(vat)}", '
             f'"total_tax": "{_fen(total)}", "buyer_year_total_after": "{_fen(after)}"}}\n')
-
-
-def _hashed(record: model.Record) -> tuple[str, str]:
-    """(content hash, body text): `model.content_hash`'s JSON text serves as the stored body too
-    (one encoding per record; tests hold the hash equal to the model's)."""
-    text = model.canonical_text(record)
-    return hashlib.sha256(text.encode()).hexdigest(), text
 
 
 def _put(handle: IO[bytes], value: Any) -> None:
@@ -376,8 +368,7 @@ class _Doc:
     kind: Kind
     line: int
     record: model.Record
-    hash: str
-    body: str
+    body: str       # model.canonical_text(record): stored, and compared with what is stored
 
 
 def _in_chunks(values: list[str]) -> Iterator[list[str]]:
@@ -400,7 +391,7 @@ class _Stored:
         if any_docs:
             for kind, table in TABLE_OF.items():
                 number_col = table.c[NUMBER_FIELD[kind]]
-                columns = [number_col, table.c.content_hash, table.c.sender_id, table.c.body]
+                columns = [number_col, table.c.sender_id, table.c.body]
                 if kind is not Kind.ORDER:
                     columns.append(table.c.order_no)
                 keys = [*order_nos]
@@ -448,9 +439,8 @@ class _Clearing:
     def _doc_row(self, doc: _Doc, sender: str | None, now: Any) -> tuple:
         record = doc.record
         if isinstance(record, model.Order):
-            return (record.order_no, record.buyer_id_number, self._time(record.ordered_at), sender, doc.hash,
-                    doc.body, now)
-        return (record.number, record.order_no, sender, doc.hash, doc.body, now)
+            return (record.order_no, record.buyer_id_number, self._time(record.ordered_at), sender, doc.body, now)
+        return (record.number, record.order_no, sender, doc.body, now)
 
     def _sender(self, kind: Kind, record: model.Record) -> str | None:
         if self.actor.enterprise_id is not None or kind is not Kind.ORDER:
@@ -488,7 +478,7 @@ class _Clearing:
                 if (KIND_CHAR[kind], line_no) in losers:
                     self.summary.refuse(kind, line_no, [_duplicate(kind, record.number)])
                     continue
-                docs[kind].append(_Doc(kind, line_no, record, *_hashed(record)))
+                docs[kind].append(_Doc(kind, line_no, record, model.canonical_text(record)))
                 if kind is not Kind.ORDER:
                     numbers[kind].append(record.number)
             parsed[order_no] = docs
@@ -551,7 +541,7 @@ class _Clearing:
                 held = stored.by_number[kind].get(record.number)
                 problem = None
                 if held is not None:
-                    if held["content_hash"] == doc.hash and held["sender_id"] == sender and (
+                    if model.stored_canonical_text(held["body"]) == doc.body and held["sender_id"] == sender and (
                             kind is Kind.ORDER or held["order_no"] == record.order_no):
                         self.summary.repeated += 1
                         standing.setdefault(kind, record)
@@ -562,7 +552,7 @@ class _Clearing:
                 elif kind in new:
                     first = new[kind]
                     if first.record.number == record.number:
-                        if first.hash == doc.hash:
+                        if first.body == doc.body:
                             self.summary.repeated += 1
                             continue
                         problem = _duplicate(kind, record.number)

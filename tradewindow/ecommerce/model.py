@@ -504,6 +504,13 @@ def content_hash(record: Record) -> str:
     return hashlib.sha256(canonical_text(record).encode()).hexdigest()
 
 
+def stored_canonical_text(body: Mapping[str, Any]) -> str:
+    """The canonical text of a stored body (`canonical(record)` as read back, however the JSON
+    was spaced when stored): what a record received again is compared with, as
+    `canonical_text(record) == stored_canonical_text(body)` — the same content."""
+    return _CANONICAL_JSON.encode(body)
+
+
 # --- personal data -------------------------------------------------------------------------------
 
 _RIC_SHAPE = re.compile(r"[0-9]{17}[0-9X]")

@@ -22,7 +22,6 @@ to customs officers only, masked to everyone else and in audit records and event
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -137,11 +136,10 @@ def _sender(uow: UnitOfWork, actor: Actor, kind: Kind, record: model.Record) -> 
 def _compare(conn: Connection, kind: Kind, record: model.Record, sender: str | None) -> str | Problem | None:
     """"repeat", a `duplicate` problem, or None when nothing holds this number or order yet."""
     table, number = TABLES[kind]
-    held = conn.execute(select(table.c.content_hash, table.c.sender_id)
-                        .where(number == record.number)).first()
+    held = conn.execute(select(table.c.body, table.c.sender_id).where(number == record.number)).first()
     name = number.name
     if held is not None:
-        if held.content_hash == model.content_hash(record) and held.sender_id == sender:
+        if model.stored_canonical_text(held.body) == model.canonical_text(record) and held.sender_id == sender:
             return "repeat"
         return Problem(name, "duplicate", f"{name} {record.number} was already used for a different "
                                           f"{kind.value}; the first one stands.")
@@ -156,8 +154,7 @@ def _store(uow: UnitOfWork, conn: Connection, actor: Actor, kind: Kind, record: 
     if (known := _compare(conn, kind, record, sender)) is not None:
         return known
     table, number = TABLES[kind]
-    row: dict[str, Any] = {number.name: record.number, "sender_id": sender,
-                           "content_hash": model.content_hash(record), "body": model.canonical(record),
+    row: dict[str, Any] = {number.name: record.number, "sender_id": sender, "body": model.canonical(record),
                            "received_at": utcnow()}
     if isinstance(record, model.Order):
         row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}
@@ -439,9 +436,9 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
             continue
         table, number = TABLES[kind]
         for start in range(0, len(numbers), CHUNK):
-            for row in conn.execute(select(number, table.c.content_hash, table.c.sender_id)
+            for row in conn.execute(select(number, table.c.body, table.c.sender_id)
                                     .where(_among(conn, number, numbers[start:start + CHUNK]))):
-                held[(kind, row[0])] = (row[1], row[2])
+                held[(kind, row[0])] = (model.stored_canonical_text(row[1]), row[2])
         if kind is not Kind.ORDER:
             orders = sorted({r.order_no for _, k, r in records if k is kind})
             for start in range(0, len(orders), CHUNK):
@@ -453,11 +450,10 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
     now = utcnow()
     for (actor, kind, record), sender in zip(records, senders, strict=True):
         body = model.canonical_text(record)
-        digest = hashlib.sha256(body.encode()).hexdigest()
         name = TABLES[kind][1].name
         if (kind, record.number) in held:
-            first_hash, first_sender = held[(kind, record.number)]
-            outcomes.append("repeat" if (first_hash, first_sender) == (digest, sender) else Problem(
+            first_body, first_sender = held[(kind, record.number)]
+            outcomes.append("repeat" if (first_body, first_sender) == (body, sender) else Problem(
                 name, "duplicate", f"{name} {record.number} was already used for a different {kind.value}; "
                                    "the first one stands."))
             continue
@@ -465,9 +461,8 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
             outcomes.append(Problem("order_no", "duplicate", f"Order {record.order_no} already has a "
                                                               f"{kind.value}; the first one stands."))
             continue
-        held[(kind, record.number)] = (digest, sender)
-        row: dict[str, Any] = {name: record.number, "sender_id": sender, "content_hash": digest,
-                               "body": JsonText(body), "received_at": now}
+        held[(kind, record.number)] = (body, sender)
+        row: dict[str, Any] = {name: record.number, "sender_id": sender, "body": JsonText(body), "received_at": now}
         if isinstance(record, model.Order):
             row |= {"buyer_id_number": record.buyer_id_number, "ordered_at": record.ordered_at}
         else:

@@ -19,8 +19,7 @@ cbec_orders = Table(
     Column("buyer_id_number", String(32), nullable=False),
     Column("ordered_at", UtcDateTime(), nullable=False),
     Column("sender_id", id_column_type()),               # the platform enterprise that sent it
-    Column("content_hash", String(64), nullable=False),  # sha256 of model.canonical(record)
-    Column("body", Json(), nullable=False),              # model.canonical(record)
+    Column("body", Json(), nullable=False),   # model.canonical(record): a repeat is the same canonical text
     Column("received_at", UtcDateTime(), nullable=False),
     Index("ix_cbec_orders_buyer", "buyer_id_number", "ordered_at"),
 )
@@ -30,7 +29,6 @@ cbec_payments = Table(
     Column("payment_no", String(64), primary_key=True),
     Column("order_no", String(64), nullable=False, unique=True),   # one payment per order
     Column("sender_id", id_column_type()),
-    Column("content_hash", String(64), nullable=False),
     Column("body", Json(), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
 )
@@ -40,7 +38,6 @@ cbec_waybills = Table(
     Column("waybill_no", String(64), primary_key=True),
     Column("order_no", String(64), nullable=False, unique=True),   # one waybill per order
     Column("sender_id", id_column_type()),
-    Column("content_hash", String(64), nullable=False),
     Column("body", Json(), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
 )

@@ -35,6 +35,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from tradewindow.ecommerce import model, service
+from tradewindow.ecommerce.bulk import read_json
 from tradewindow.ecommerce.model import Kind
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.bulk import cycle_collection_paused
@@ -176,7 +177,7 @@ class CbecStream:
         bodies: list[Any] = []
         for msg in messages:
             try:
-                bodies.append(json.loads(msg.data))
+                bodies.append(read_json(msg.data))
             except ValueError:
                 bodies.append(None)          # refused as malformed by the service
         try:
@@ -196,7 +197,7 @@ class CbecStream:
     def _apply(self, uow: UnitOfWork, msg: Any, sampling: model.Sampling | None) -> None:
         """One message on its own (the tests' and the fallback's way)."""
         try:
-            body = json.loads(msg.data)
+            body = read_json(msg.data)
         except ValueError:
             body = None
         self._apply_one(uow, msg, body, sampling)

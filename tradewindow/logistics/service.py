@@ -408,7 +408,7 @@ class _Capture:
     def _look_up_units(self, conn: Any, epcs: set[str]) -> None:
         missing = epcs - self.looked_up
         self.looked_up |= missing
-        for where in _among(conn, equipment.c.epc, missing):
+        for where in _among(conn, equipment.c.epc, missing, probe=False):
             for consignment_id, number, epc in conn.execute(
                     select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc).where(where)):
                 if epc not in self.units_by_epc:
@@ -572,20 +572,22 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
             "repeated": len(facts) - len(fresh), "event_ids": [f.event_id for f in facts]}
 
 
-def _among(conn: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
+def _among(conn: Any, column: Any, values: Iterable[str], probe: bool = True) -> Iterator[Any]:
     """Conditions `column` (an indexed column) is one of `values`, as few as the database
     allows: on PostgreSQL `column = ANY(array)`, the array unpacked by the server from one JSON
     parameter (psycopg adapts a long list of strings to an array slowly, in Python), which the
     index scan takes sorted, probe after probe. Not `IN (SELECT ...)`: the planner takes the
     set for 100 values, and once the table is large and analysed it may join it by hashing the
     whole table (at 300,000 events a capture spent most of its server time reading containment
-    so); an array it takes for a few values, each one index probe. Sorted lists of CHUNK on
-    SQLite."""
+    so); an array it takes for a few values, each one index probe. Without `probe` (a small
+    table, as equipment), `column IN (SELECT ...)`: the server may hash the set and read the table
+    whole, cheaper than ten thousand probes. Sorted lists of CHUNK on SQLite."""
     distinct = set(values)
     if not distinct:
         return
     if conn.dialect.name == "postgresql":
-        yield column == func.any(_text_array(list(distinct)))
+        listed = list(distinct)
+        yield column == func.any(_text_array(listed)) if probe else column.in_(_unpacked(listed))
         return
     ordered = sorted(distinct)
     for start in range(0, len(ordered), CHUNK):

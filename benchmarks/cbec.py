@@ -32,7 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.postgres import running_cluster  # noqa: E402
+from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
 
 TABLES = ("cbec_orders", "cbec_payments", "cbec_waybills", "cbec_parcels", "cbec_buyer_years")
 TOOL = str(ROOT / ".venv/bin/tradewindow")
@@ -156,7 +156,7 @@ def main() -> None:
         figures["generate_seconds"] = round(generate(args.parcels, work / "big"), 1)
         generate(small, work / "small")
         print(f"generated {args.parcels:,} parcels in {figures['generate_seconds']} s", flush=True)
-        with running_cluster() as cluster:
+        with running_cluster(SIZED_FOR_BENCHMARKS) as cluster:
             url = cluster.create_database("cbec_bench")
             prepare(url)
             figures["postgresql"] = clear(url, work / "big", work / "pg.ndjson")

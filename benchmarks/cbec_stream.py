@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 from tests.support.nats import running_nats  # noqa: E402
-from tests.support.postgres import running_cluster  # noqa: E402
+from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
 from tradewindow.ecommerce import generate, model, service  # noqa: E402
 from tradewindow.ecommerce.stream import SUBJECTS, CbecStream, message_id, partition  # noqa: E402
 from tradewindow.ecommerce.tables import cbec_parcels  # noqa: E402
@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="tw-cbec-stream-") as scratch, running_cluster() as cluster, \
-            running_nats() as nats:
+    with tempfile.TemporaryDirectory(prefix="tw-cbec-stream-") as scratch, \
+            running_cluster(SIZED_FOR_BENCHMARKS) as cluster, running_nats() as nats:
         files = Path(scratch)
         generate.generate(generate.Options(parcels=args.parcels, seed=args.seed), files)
         url = cluster.create_database("bench_cbec_stream")

@@ -39,7 +39,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.postgres import running_cluster  # noqa: E402
+from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
 
 # Server processes: two per core of the 2-core machines this runs on. The kernel hands the
 # clients' keep-alive connections to the processes unevenly; with one process per core, one was
@@ -290,7 +290,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of the fixed-rate run")
     parser.add_argument("--port", type=int, default=8799)
     args = parser.parse_args()
-    with running_cluster() as cluster:
+    with running_cluster(SIZED_FOR_BENCHMARKS) as cluster:
         url = cluster.create_database("bench")
         prepare(url)
         server = serve(url, args.port)

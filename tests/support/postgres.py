@@ -28,7 +28,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,7 @@ import pytest
 __all__ = [
     "PostgresCluster",
     "PostgresUnavailable",
+    "SIZED_FOR_BENCHMARKS",
     "find_postgres_bin",
     "postgres_cluster",
     "running_cluster",
@@ -91,8 +92,9 @@ class PostgresCluster:
     interrupted session does not leave a server behind.
     """
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, settings: Mapping[str, str] | None = None) -> None:
         self.bin_dir = bin_dir or find_postgres_bin()
+        self.settings = dict(settings or {})
         self.as_root = os.geteuid() == 0
         self.port: int | None = None
         self.base_dir: Path | None = None
@@ -240,6 +242,7 @@ class PostgresCluster:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200 -c log_min_messages=warning"
+            + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         )
         result = self._run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
@@ -278,10 +281,17 @@ class PostgresCluster:
         )
 
 
+# A server sized for the machine, as the benchmarks use it: the default 128 MB of shared buffers
+# hold a fraction of the indexes of a million-parcel or million-event run, and the default 1 GB of
+# WAL between checkpoints forces several checkpoints during one bulk load.
+SIZED_FOR_BENCHMARKS = {"shared_buffers": "2GB", "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+
+
 @contextlib.contextmanager
-def running_cluster() -> Iterator[PostgresCluster]:
-    """A started cluster for the duration of the block; stopped and deleted afterwards."""
-    cluster = PostgresCluster()
+def running_cluster(settings: Mapping[str, str] | None = None) -> Iterator[PostgresCluster]:
+    """A started cluster for the duration of the block (with these server settings on top of the
+    test suite's); stopped and deleted afterwards."""
+    cluster = PostgresCluster(settings=settings)
     try:
         yield cluster.start()
     finally:

@@ -22,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     String,
     Text,
@@ -640,7 +641,16 @@ def _text_array(values: Sequence[str]) -> Any:
 def _unpacked(values: Sequence[str]) -> Any:
     """PostgreSQL: the rows of `values`, sent as one JSON array parameter (see `_among`)."""
     return select(func.json_array_elements_text(
-        cast(bindparam(None, json.dumps(list(values)), type_=String()), postgresql.JSON)))
+        cast(bindparam(None, _json_list(values), type_=String()), postgresql.JSON)))
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """A list of strings as JSON text: orjson (a capture sends tens of thousands of EPCs a
+    document), the standard library for what orjson refuses (lone surrogates)."""
+    try:
+        return orjson.dumps(list(values)).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(list(values))
 
 
 EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",

@@ -1,6 +1,6 @@
 """Benchmark: the cross-border e-commerce batch path (`tradewindow cbec clear`) on a festival's files.
 
-    .venv/bin/python benchmarks/cbec.py [--parcels 1000000] [--small 100000] [--no-sqlite]
+    .venv/bin/python benchmarks/cbec.py [--parcels 1000000] [--small 100000] [--no-sqlite] [--timing]
 
 Generates the three files (`tradewindow cbec generate`), then, each as a real `tradewindow cbec
 clear` process (so its peak memory, polled from /proc over it and its
@@ -10,8 +10,10 @@ workers, and its CPU time are its own):
      copied back in by COPY into a second database with the same tables and indexes;
   3. SQLite: the whole path, and its raw limit (INSERT ... SELECT of the same rows);
   4. peak memory at a second, smaller size (`--small`), to show it flat.
-Prints parcels/s, the ratio to the raw limit, peak memory, CPU time per parcel, and as its last line
-the same figures as one JSON object. Not a test: it asserts nothing about time."""
+Prints parcels/s, the ratio to the raw limit, peak memory, CPU time per parcel (ours, and the
+PostgreSQL server's over the run), and as its last line the same figures as one JSON object.
+`--timing`: the PostgreSQL run's passes and worker processes, wall and CPU seconds each (how busy
+the cores were, where a process idled). Not a test: it asserts nothing about time."""
 
 from __future__ import annotations
 
@@ -58,9 +60,32 @@ def generate(parcels: int, folder: Path) -> float:
     return time.perf_counter() - began
 
 
-def clear(url: str, folder: Path, out: Path) -> dict:
-    """One `tradewindow cbec clear` process: wall time, its CPU time and peak memory (wait4)."""
+def server_cpu(data_dir: Path | None) -> float:
+    """CPU seconds of a PostgreSQL server so far: the postmaster, its living children and the
+    children it has reaped (the backends of closed connections)."""
+    if data_dir is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))     # utime, stime, cutime, cstime
+    for task in Path(f"/proc/{postmaster}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                child_fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(child_fields[11]) + int(child_fields[12])
+    return total / tick
+
+
+def clear(url: str, folder: Path, out: Path, data_dir: Path | None = None, timing: Path | None = None) -> dict:
+    """One `tradewindow cbec clear` process: wall time, its CPU time and peak memory (wait4), and
+    the PostgreSQL server's CPU time over it when `data_dir` names the server's."""
     env = {**os.environ, "TRADEWINDOW_DATABASE_URL": url}
+    if timing is not None:
+        env["TRADEWINDOW_CBEC_TIMING"] = str(timing)
+    server_began = server_cpu(data_dir)
     began = time.perf_counter()
     process = subprocess.Popen([TOOL, "cbec", "clear", "--orders", str(folder / "orders.ndjson"),
                                 "--payments", str(folder / "payments.ndjson"),
@@ -72,14 +97,53 @@ def clear(url: str, folder: Path, out: Path) -> dict:
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - began
+    server = server_cpu(data_dir) - server_began
     watcher.join()
     if process.returncode != 0:
         raise SystemExit(f"cbec clear failed ({process.returncode})")
     summary = json.loads(Path(str(out) + ".summary.json").read_text(encoding="utf-8"))
     parcels = summary["parcels_decided"]
-    return {"parcels": parcels, "seconds": round(wall, 2), "parcels_per_second": round(parcels / wall),
-            "cpu_us_per_parcel": round((usage.ru_utime + usage.ru_stime) / parcels * 1e6),
-            "peak_rss_mib": round(peak[0] / 1024), "decisions": summary["decisions"]}
+    cpu = usage.ru_utime + usage.ru_stime
+    figures = {"parcels": parcels, "seconds": round(wall, 2), "parcels_per_second": round(parcels / wall),
+               "cpu_us_per_parcel": round(cpu / parcels * 1e6), "peak_rss_mib": round(peak[0] / 1024),
+               "decisions": summary["decisions"]}
+    if data_dir is not None:
+        figures["server_cpu_us_per_parcel"] = round(server / parcels * 1e6)
+        figures["cores_busy"] = round((cpu + server) / wall, 2)
+    return figures
+
+
+def timing_report(timing: Path) -> list[str]:
+    """The steps the clearing process and its workers timed: each pass's wall and CPU seconds, and
+    per worker process its busy share of the pass (CPU / the pass's wall)."""
+    steps = [json.loads(line) for line in timing.read_text(encoding="utf-8").splitlines()]
+    passes = [s for s in steps if s["worker"] is None and not s["step"].startswith("store")]
+    lines = []
+    origin = min(s["start"] for s in steps)
+    for step in passes:
+        wall = step["end"] - step["start"]
+        lines.append(f"  {step['step']:<20} {step['start'] - origin:7.2f} s +{wall:6.2f} s wall, "
+                     f"{step['cpu']:6.2f} s CPU in the parent")
+        for worker in sorted({s["worker"] for s in steps if s["step"].startswith("worker ")
+                              and step["start"] <= s["start"] <= step["end"]}):
+            mine = [s for s in steps if s["worker"] == worker and s["step"].startswith("worker ")
+                    and step["start"] <= s["start"] <= step["end"]]
+            for s in mine:
+                parts = [p for p in steps if p["worker"] == worker and not p["step"].startswith("worker ")
+                         and s["start"] <= p["start"] <= s["end"]]
+                stores = [p for p in steps if p["step"].startswith("store") and p["pid"] == s["pid"]
+                          and s["start"] <= p["start"] <= s["end"]]
+                lines.append(f"    worker {worker}: {s['end'] - s['start']:6.2f} s wall (ends "
+                             f"{step['end'] - s['end']:5.2f} s before the pass), {s['cpu']:6.2f} s CPU, "
+                             f"{s['queued']:6.2f} s waiting for a core, "
+                             f"{len(parts)} partitions (longest "
+                             f"{max((p['end'] - p['start'] for p in parts), default=0):.2f} s)"
+                             + (f", storing {sum(p['end'] - p['start'] for p in stores):.2f} s wall "
+                                f"{sum(p['cpu'] for p in stores):.2f} s CPU" if stores else ""))
+                if parts:
+                    walls = " ".join(f"{p['end'] - p['start']:.1f}" for p in parts)
+                    lines.append(f"      partitions, s wall: {walls}")
+    return lines
 
 
 def _rss_kib(pid: int) -> int:
@@ -148,6 +212,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=None, help="second size for the memory check "
                         "(default: a tenth)")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--timing", action="store_true", help="report the passes and workers of the "
+                        "PostgreSQL run")
     args = parser.parse_args()
     small = args.small or max(1, args.parcels // 10)
     figures: dict = {"parcels": args.parcels, "cpus": os.cpu_count()}
@@ -159,7 +225,8 @@ def main() -> None:
         with running_cluster(SIZED_FOR_BENCHMARKS) as cluster:
             url = cluster.create_database("cbec_bench")
             prepare(url)
-            figures["postgresql"] = clear(url, work / "big", work / "pg.ndjson")
+            timing = work / "timing.ndjson" if args.timing else None
+            figures["postgresql"] = clear(url, work / "big", work / "pg.ndjson", cluster.data_dir, timing)
             raw_url = cluster.create_database("cbec_raw")
             prepare(raw_url)
             figures["postgresql_raw"] = raw_limit_postgres(cluster.dsn("cbec_bench"), cluster.dsn("cbec_raw"),
@@ -172,7 +239,11 @@ def main() -> None:
         print(f"PostgreSQL: {pg['parcels_per_second']:,} parcels/s ({pg['seconds']} s), raw COPY limit "
               f"{raw['parcels_per_second']:,} parcels/s, ratio {figures['postgresql_ratio_to_raw']}, "
               f"{pg['cpu_us_per_parcel']} µs CPU per parcel, peak {pg['peak_rss_mib']} MiB "
-              f"({figures['postgresql_small']['peak_rss_mib']} MiB at {small:,} parcels)", flush=True)
+              f"({figures['postgresql_small']['peak_rss_mib']} MiB at {small:,} parcels); server "
+              f"{pg['server_cpu_us_per_parcel']} µs CPU per parcel, {pg['cores_busy']} cores busy on average",
+              flush=True)
+        if timing is not None:
+            print("\n".join(["PostgreSQL run, step by step:", *timing_report(timing)]), flush=True)
         if not args.no_sqlite:
             db = work / "bench.db"
             prepare(f"sqlite:///{db}")

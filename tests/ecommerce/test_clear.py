@@ -4,6 +4,7 @@ second run of the same files storing nothing twice."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -116,6 +117,44 @@ def test_results_do_not_depend_on_line_order_partitions_or_workers(cbec_world, u
         assert again == first
         assert summary.as_dict()["taxes"] == first_summary.as_dict()["taxes"]
         assert summary.accepted == first_summary.accepted and summary.reasons == first_summary.reasons
+
+
+def test_files_cut_between_workers_keep_their_line_numbers_and_the_first_of_two_numbers_stands(
+        cbec_world, uow, db, tmp_path):
+    folder = files(tmp_path, 300)       # every defect, numbers used twice among them
+    for name in ("orders", "payments", "waybills"):       # refusals all along the files, some near the cuts
+        path = folder / f"{name}.ndjson"
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        for at in (0, len(lines) // 3, len(lines) // 2, len(lines) - 1):
+            lines.insert(at, "{not json\n")
+        path.write_text("".join(lines), encoding="utf-8")
+    first_summary, first = clear(uow, folder, tmp_path / "a.ndjson", partitions=1, workers=1)
+    forget(db)
+    summary, again = clear(uow, folder, tmp_path / "b.ndjson", partitions=4, workers=3)
+    assert again == first
+    assert summary.as_dict()["refused_lines"] == first_summary.as_dict()["refused_lines"]
+    assert summary.refused == first_summary.refused
+    assert summary.refused["duplicate"] > 0 and summary.refused["malformed_json"] == 12
+    assert summary.lines == first_summary.lines and summary.accepted == first_summary.accepted
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.binary(max_size=6).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+       last_newline=st.booleans(), workers=st.integers(min_value=1, max_value=5))
+def test_a_file_is_cut_in_pieces_at_line_starts_covering_every_line_once(tmp_path_factory, lines, last_newline,
+                                                                          workers):
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    path = tmp_path_factory.mktemp("pieces") / "orders.ndjson"
+    path.write_bytes(data)
+    read = []
+    with open(path, "rb") as handle:
+        for kind, _, start, end in (share[0] for share in bulk._pieces({model.Kind.ORDER: path}, workers)):
+            assert kind is model.Kind.ORDER
+            assert start in (0, len(data)) or data[start - 1:start] == b"\n"
+            piece = data[start:end]
+            first = bulk._lines_before(handle, start) + 1
+            read += [(first + n, line) for n, line in enumerate(io.BytesIO(piece).readlines())]
+    assert read == list(enumerate(io.BytesIO(data).readlines(), start=1))     # lines as a file gives them
 
 
 def test_the_same_files_again_store_nothing_twice_and_give_the_same_results(cbec_world, uow, db, tmp_path):

@@ -35,8 +35,10 @@ import os
 import re
 import resource
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -86,6 +88,7 @@ REFUSED_KEPT = 100
 TAX_NAMES = ("duty", "consumption_tax", "vat", "total_tax")
 
 Progress = Callable[[str, int], None]
+TIMING_ENV = "TRADEWINDOW_CBEC_TIMING"     # a file: each process appends its steps' wall and CPU times
 MALFORMED = Problem("", "malformed_json", "This line is not a JSON object.")
 
 
@@ -151,6 +154,34 @@ class ClearSummary:
                 "decided_before": self.decided_before, "waiting": self.waiting, "decisions": self.decisions,
                 "reasons": dict(sorted(self.reasons.items())),
                 "taxes": {k: format_amount(from_minor_units(v)) for k, v in self.taxes.items()}}
+
+
+@contextmanager
+def _timed(step: str, worker: int | None = None) -> Iterator[None]:
+    """With TRADEWINDOW_CBEC_TIMING naming a file, one JSON line appended to it per step: the
+    process, its start and end (epoch seconds), the process's CPU seconds over it and the seconds
+    it waited, runnable, for a core (the
+    benchmark's `--timing` report of where cores idle). Otherwise nothing."""
+    target = os.environ.get(TIMING_ENV)
+    if not target:
+        yield
+        return
+    began, cpu, queued = time.time(), time.process_time(), _run_queue_seconds()
+    try:
+        yield
+    finally:
+        line = json.dumps({"step": step, "worker": worker, "pid": os.getpid(), "start": began, "end": time.time(),
+                           "cpu": time.process_time() - cpu, "queued": _run_queue_seconds() - queued})
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def _run_queue_seconds() -> float:
+    """How long this process has waited, runnable, for a core (Linux schedstat; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _first_refused(lines: list[dict]) -> list[dict]:
@@ -295,19 +326,63 @@ def read_json(raw: bytes, standard: Callable[[], Any] | None = None) -> Any:
     return standard() if standard is not None else json.loads(raw)
 
 
-def _partition(paths: dict[Kind, Path], work: Path, k: int, actor: Actor, summary: ClearSummary,
+Piece = tuple[Kind, Path, int, int | None]      # a file's lines starting from byte `start` before byte `end`
+
+
+def _line_start(handle: IO[bytes], at: int) -> int:
+    """The offset of the first line that starts at `at` or after it."""
+    if at <= 0:
+        return 0
+    handle.seek(at - 1)
+    handle.readline()
+    return handle.tell()
+
+
+def _pieces(paths: dict[Kind, Path], workers: int) -> list[list[Piece]]:
+    """Each file cut in `workers` pieces of about the same size at line starts: worker w reads the
+    w-th piece of every file (the work of pass 1 shared evenly whatever the files' sizes)."""
+    shares: list[list[Piece]] = [[] for _ in range(workers)]
+    for kind, path in paths.items():
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            cuts = [_line_start(handle, size * w // workers) for w in range(workers)]
+        for w in range(workers):
+            shares[w].append((kind, path, cuts[w], cuts[w + 1] if w + 1 < workers else None))
+    return shares
+
+
+def _lines_before(handle: IO[bytes], at: int) -> int:
+    """How many lines end before byte `at` (the line number of the line starting there, less one)."""
+    handle.seek(0)
+    count, left = 0, at
+    while left > 0:
+        block = handle.read(min(left, 1 << 22))
+        if not block:
+            break
+        count += block.count(b"\n")
+        left -= len(block)
+    return count
+
+
+def _partition(pieces: list[Piece], work: Path, k: int, actor: Actor, summary: ClearSummary,
                progress: Progress | None, worker: int = 0) -> None:
-    """Pass 1 over some of the files, into partition files of this worker's own."""
+    """Pass 1 over some pieces of the files, into partition files of this worker's own."""
     by_order = [open(work / f"o{i}_{worker}", "wb") for i in range(k)]  # noqa: SIM115 - closed below
     by_number = [open(work / f"n{i}_{worker}", "w", encoding="utf-8") for i in range(k)]  # noqa: SIM115
     try:
-        for kind, path in paths.items():
+        for kind, path, start, end in pieces:
             allowed = service.may_send(actor, kind)
             char = KIND_CHAR[kind]
             number_field = NUMBER_FIELD[kind]
             with open(path, "rb") as handle:
+                first_line = _lines_before(handle, start) + 1
+                handle.seek(start)
+                left = end - start if end is not None else -1      # bytes of this piece still to read
                 unreported = 0      # bytes read since the last report: progress by the megabyte, not
-                for line_no, raw in enumerate(handle, start=1):     # by the line (a worker's goes by a queue)
+                for line_no, raw in enumerate(handle, start=first_line):  # by the line (a worker's goes by a queue)
+                    if left == 0:
+                        break
+                    left -= len(raw)
                     unreported += len(raw)
                     if unreported >= PROGRESS_BYTES and progress:
                         progress("read", unreported)
@@ -353,7 +428,8 @@ def _numbers_used_twice(work: Path, k: int) -> set[tuple[str, int]]:
     losers: set[tuple[str, int]] = set()
     for i in range(k):
         first: dict[tuple[str, str], tuple[int, str]] = {}
-        for path in sorted(work.glob(f"n{i}_*")):   # each file's lines all in one piece, in order
+        # worker w read the w-th piece of each file: by worker, each file's lines in order
+        for path in sorted(work.glob(f"n{i}_*"), key=lambda p: int(p.name.rsplit("_", 1)[1])):
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
                     char, line_no, number, order_no = line.rstrip("\n").split("\t", 3)
@@ -621,9 +697,10 @@ class _Clearing:
                 if self.results is not None:
                     self.results.write(_result_text(order_no, waybill_no, buyer, decision, reasons_text,
                                                     (value, duty, ctax, vat, duty + ctax + vat, after)))
-            self._store(conn, doc_rows)
-            insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)
-            self._store_years(conn, counted, set(totals), now)
+            with _timed(f"store {index}"):
+                self._store(conn, doc_rows)
+                insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)
+                self._store_years(conn, counted, set(totals), now)
         if self.progress:
             self.progress("decided", len(entries))
 
@@ -705,7 +782,8 @@ def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, loser
     try:
         with open(work / f"bonded{worker}", "w", encoding="utf-8") as bonded:
             for i in indices:
-                clearing.match(i, losers, buyers, bonded)
+                with _timed(f"match {i}", worker):
+                    clearing.match(i, losers, buyers, bonded)
     finally:
         for handle in buyers:
             handle.close()
@@ -723,7 +801,8 @@ def _decide_in_processes(clearing: _Clearing, k: int, workers: int) -> None:
     so each decides and stores its own in its own transactions, as one process would."""
     def decide(worker: int) -> None:
         for i in range(worker, k, workers):
-            clearing.decide(i)
+            with _timed(f"decide {i}", worker):
+                clearing.decide(i)
     _in_processes(clearing, workers, "decided", decide)
 
 
@@ -785,7 +864,8 @@ def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], N
         clearing.ids = _Ids()                           # ids of its own (see _Ids)
         with open(clearing.work / f"r{stage}{worker}", "w", encoding="utf-8") as piece:
             clearing.results = piece
-            job(worker)
+            with _timed(f"worker {stage}", worker):
+                job(worker)
         queue.put(("done", clearing.summary))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         queue.put(("failed", worker, repr(exc)))
@@ -812,24 +892,27 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
         clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)
         if workers is None:
             workers = 2 if uow.dialect == "postgresql" and (os.cpu_count() or 1) > 1 else 1
-        if workers == 1:
-            _partition(paths, work, k, actor, summary, progress)
-        else:   # orders and payments in one process, waybills in another: orders, read at sight, cost
-            # about 0.6 of a payment or a waybill, which are parsed (CPU 0.8 : 0.55); each file in one piece
-            shares = [{kind: paths[kind] for kind in (Kind.ORDER, Kind.PAYMENT)}, {Kind.WAYBILL: paths[Kind.WAYBILL]}]
-            _in_processes(clearing, 2, "read", lambda worker: _partition(
-                shares[worker], work, k, actor, clearing.summary, clearing.progress, worker))
-        losers = _numbers_used_twice(work, k)
+        with _timed("pass 1"):
+            shares = _pieces(paths, workers)      # each file cut in `workers` pieces, one to each
+            if workers == 1:
+                _partition(shares[0], work, k, actor, summary, progress)
+            else:
+                _in_processes(clearing, workers, "read", lambda worker: _partition(
+                    shares[worker], work, k, actor, clearing.summary, clearing.progress, worker))
+        with _timed("numbers used twice"):
+            losers = _numbers_used_twice(work, k)
         workers = max(1, min(workers, k))
-        if workers == 1:
-            _match_partitions(clearing, range(k), losers, 0)
-        else:
-            _match_in_processes(clearing, k, losers, workers)
-        if workers == 1:
-            for i in range(k):
-                clearing.decide(i)
-        else:
-            _decide_in_processes(clearing, k, workers)
+        with _timed("pass 2"):
+            if workers == 1:
+                _match_partitions(clearing, range(k), losers, 0)
+            else:
+                _match_in_processes(clearing, k, losers, workers)
+        with _timed("pass 3"):
+            if workers == 1:
+                for i in range(k):
+                    clearing.decide(i)
+            else:
+                _decide_in_processes(clearing, k, workers)
         for path in sorted(work.glob("bonded*")):
             with open(path, encoding="utf-8") as bonded_orders:
                 for line in bonded_orders:

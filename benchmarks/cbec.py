@@ -12,8 +12,9 @@ workers, and its CPU time are its own):
   4. peak memory at a second, smaller size (`--small`), to show it flat.
 Prints parcels/s, the ratio to the raw limit, peak memory, CPU time per parcel (ours, and the
 PostgreSQL server's over the run), and as its last line the same figures as one JSON object.
-`--timing`: the PostgreSQL run's passes and worker processes, wall and CPU seconds each (how busy
-the cores were, where a process idled). Not a test: it asserts nothing about time."""
+`--timing`: the PostgreSQL run's passes and worker processes, wall and CPU seconds each, and the
+seconds each worker waited for a core (taken by other processes) or was blocked (on the database,
+the disk, or idle): where the cores idled. Not a test: it asserts nothing about time."""
 
 from __future__ import annotations
 
@@ -136,6 +137,7 @@ def timing_report(timing: Path) -> list[str]:
                 lines.append(f"    worker {worker}: {s['end'] - s['start']:6.2f} s wall (ends "
                              f"{step['end'] - s['end']:5.2f} s before the pass), {s['cpu']:6.2f} s CPU, "
                              f"{s['queued']:6.2f} s waiting for a core, "
+                             f"{s['end'] - s['start'] - s['cpu'] - s['queued']:6.2f} s blocked, "
                              f"{len(parts)} partitions (longest "
                              f"{max((p['end'] - p['start'] for p in parts), default=0):.2f} s)"
                              + (f", storing {sum(p['end'] - p['start'] for p in stores):.2f} s wall "

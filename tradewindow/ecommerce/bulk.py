@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import re
 import resource
+import shutil
 import tempfile
 import time
 import zlib
@@ -422,11 +423,12 @@ def _partition(pieces: list[Piece], work: Path, k: int, actor: Actor, summary: C
             handle.close()
 
 
-def _numbers_used_twice(work: Path, k: int) -> set[tuple[str, int]]:
+def _numbers_used_twice(work: Path, indices: Iterator[int] | range) -> set[tuple[str, int]]:
     """(kind char, line) of the payments and waybills whose number an earlier line of the same
-    file gave to another order: they are `duplicate`, the first one stands."""
+    file gave to another order, found in some number partitions: they are `duplicate`, the first
+    one stands."""
     losers: set[tuple[str, int]] = set()
-    for i in range(k):
+    for i in indices:
         first: dict[tuple[str, str], tuple[int, str]] = {}
         # worker w read the w-th piece of each file: by worker, each file's lines in order
         for path in sorted(work.glob(f"n{i}_*"), key=lambda p: int(p.name.rsplit("_", 1)[1])):
@@ -789,18 +791,62 @@ def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, loser
             handle.close()
 
 
+def _numbers_in_processes(clearing: _Clearing, k: int, workers: int) -> set[tuple[str, int]]:
+    """The numbers used twice (see _numbers_used_twice) looked for in `workers` forked processes,
+    number partition i to worker i mod `workers`; each writes the lines it found to a file."""
+    def find(worker: int) -> None:
+        _put_file(clearing.work / f"losers{worker}", sorted(_numbers_used_twice(clearing.work,
+                                                                                  range(worker, k, workers))))
+    _in_processes(clearing, workers, "numbers", find)
+    losers: set[tuple[str, int]] = set()
+    for worker in range(workers):
+        path = clearing.work / f"losers{worker}"
+        losers.update(marshal.loads(path.read_bytes()))
+        path.unlink()
+    return losers
+
+
+def _put_file(path: Path, values: list[tuple[str, int]]) -> None:
+    path.write_bytes(marshal.dumps(values))
+
+
+def _largest_first(paths_of: Callable[[int], list[Path]], k: int) -> list[int]:
+    """Partitions by their files' total size, the largest first: given out in this order, the
+    last ones handed out are the short ones, and the workers finish about together."""
+    sizes = {i: sum(path.stat().st_size for path in paths_of(i)) for i in range(k)}
+    return sorted(range(k), key=lambda i: (-sizes[i], i))
+
+
+def _taken(order: list[int], counter: Any) -> Iterator[int]:
+    """The partitions this worker takes, one at a time as it is ready for the next: `counter` (a
+    shared integer) says how many of `order` the workers have taken so far."""
+    while True:
+        with counter.get_lock():
+            at = counter.value
+            counter.value += 1
+        if at >= len(order):
+            return
+        yield order[at]
+
+
 def _match_in_processes(clearing: _Clearing, k: int, losers: set[tuple[str, int]], workers: int) -> None:
-    """Pass 2 in `workers` forked processes, partition i to worker i mod `workers`. Each has its own
-    database connections, buyer files, results piece and summary, merged here."""
+    """Pass 2 in `workers` forked processes, each taking the next order partition, the largest
+    first, when it is done with one. Each has its own database connections, buyer files, results
+    piece and summary, merged here."""
+    order = _largest_first(lambda i: list(clearing.work.glob(f"o{i}_*")), k)
+    counter = multiprocessing.get_context("fork").Value("l", 0)
     _in_processes(clearing, workers, "matched",
-                  lambda worker: _match_partitions(clearing, range(worker, k, workers), losers, worker))
+                  lambda worker: _match_partitions(clearing, _taken(order, counter), losers, worker))
 
 
 def _decide_in_processes(clearing: _Clearing, k: int, workers: int) -> None:
-    """Pass 3 the same way: buyer partition i to worker i mod `workers`. Partitions share no buyer,
-    so each decides and stores its own in its own transactions, as one process would."""
+    """Pass 3 the same way, with buyer partitions. Partitions share no buyer, so each worker
+    decides and stores its own in their own transactions, as one process would."""
+    order = _largest_first(lambda i: list(clearing.work.glob(f"b*_{i}")), k)
+    counter = multiprocessing.get_context("fork").Value("l", 0)
+
     def decide(worker: int) -> None:
-        for i in range(worker, k, workers):
+        for i in _taken(order, counter):
             with _timed(f"decide {i}", worker):
                 clearing.decide(i)
     _in_processes(clearing, workers, "decided", decide)
@@ -840,12 +886,12 @@ def _in_processes(clearing: _Clearing, workers: int, stage: str, job: Callable[[
         piece = clearing.work / f"r{stage}{worker}"
         if parent_results is not None and piece.exists():
             with open(piece, encoding="utf-8") as lines:
-                for line in lines:
-                    parent_results.write(line)
+                shutil.copyfileobj(lines, parent_results, 1 << 20)
         piece.unlink(missing_ok=True)
 
 
-STAGE_NAMES = {"read": "reading the files", "matched": "matching", "decided": "deciding"}
+STAGE_NAMES = {"read": "reading the files", "numbers": "looking for numbers used twice", "matched": "matching",
+               "decided": "deciding"}
 
 
 class ClearingFailed(DomainError):
@@ -899,9 +945,12 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
             else:
                 _in_processes(clearing, workers, "read", lambda worker: _partition(
                     shares[worker], work, k, actor, clearing.summary, clearing.progress, worker))
-        with _timed("numbers used twice"):
-            losers = _numbers_used_twice(work, k)
         workers = max(1, min(workers, k))
+        with _timed("numbers used twice"):
+            if workers == 1:
+                losers = _numbers_used_twice(work, range(k))
+            else:
+                losers = _numbers_in_processes(clearing, k, workers)
         with _timed("pass 2"):
             if workers == 1:
                 _match_partitions(clearing, range(k), losers, 0)

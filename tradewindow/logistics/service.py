@@ -22,7 +22,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     String,
     Text,
@@ -56,7 +55,7 @@ from tradewindow.logistics.tables import (
     seals,
     tracked_events,
 )
-from tradewindow.platform import codelists
+from tradewindow.platform import codelists, jsontext
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
@@ -641,16 +640,7 @@ def _text_array(values: Sequence[str]) -> Any:
 def _unpacked(values: Sequence[str]) -> Any:
     """PostgreSQL: the rows of `values`, sent as one JSON array parameter (see `_among`)."""
     return select(func.json_array_elements_text(
-        cast(bindparam(None, _json_list(values), type_=String()), postgresql.JSON)))
-
-
-def _json_list(values: Sequence[str]) -> str:
-    """A list of strings as JSON text: orjson (a capture sends tens of thousands of EPCs a
-    document), the standard library for what orjson refuses (lone surrogates)."""
-    try:
-        return orjson.dumps(list(values)).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(list(values))
+        cast(bindparam(None, jsontext.stored(list(values)), type_=String()), postgresql.JSON)))
 
 
 EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",

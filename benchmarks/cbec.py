@@ -218,7 +218,8 @@ def main() -> None:
                         "PostgreSQL run")
     args = parser.parse_args()
     small = args.small or max(1, args.parcels // 10)
-    figures: dict = {"parcels": args.parcels, "cpus": os.cpu_count()}
+    figures: dict = {"parcels": args.parcels, "cpus": os.cpu_count(),
+                     "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="cbec-bench-") as temp:
         work = Path(temp)
         figures["generate_seconds"] = round(generate(args.parcels, work / "big"), 1)
@@ -258,6 +259,7 @@ def main() -> None:
             print(f"SQLite: {lite['parcels_per_second']:,} parcels/s ({lite['seconds']} s), raw limit "
                   f"{lite_raw['parcels_per_second']:,} parcels/s, ratio {figures['sqlite_ratio_to_raw']}, "
                   f"{lite['cpu_us_per_parcel']} µs CPU per parcel, peak {lite['peak_rss_mib']} MiB", flush=True)
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]   # other processes share the cores
     print(json.dumps(figures))
 
 

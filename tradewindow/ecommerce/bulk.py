@@ -16,7 +16,12 @@ How, in three passes over temporary files (an external partitioning, no sort of 
    documents and the year totals stored in one transaction per partition, by COPY on PostgreSQL
    (executemany on SQLite).
 
-So a result never depends on where a line sits in a file or on K; a parcel's documents and its
+With W workers (forked processes; 2 on PostgreSQL), pass 1 reads each file in W pieces cut at
+line starts, one piece of each to each worker; the numbers used twice are looked for in them too;
+and passes 2 and 3 hand their partitions out one at a time, the largest first, to whichever worker
+is free (so the cores stay busy to the end of a pass: `benchmarks/cbec.py --timing` shows it).
+
+So a result never depends on where a line sits in a file, on K or on W; a parcel's documents and its
 decision are committed together (the service's sweep never sees a complete, undecided parcel of
 ours). The same files again store nothing twice and give the same results (the parcels decided
 before are read back). Orders in the bonded-import mode are stored here and handed to the
@@ -795,8 +800,8 @@ def _numbers_in_processes(clearing: _Clearing, k: int, workers: int) -> set[tupl
     """The numbers used twice (see _numbers_used_twice) looked for in `workers` forked processes,
     number partition i to worker i mod `workers`; each writes the lines it found to a file."""
     def find(worker: int) -> None:
-        _put_file(clearing.work / f"losers{worker}", sorted(_numbers_used_twice(clearing.work,
-                                                                                  range(worker, k, workers))))
+        found = _numbers_used_twice(clearing.work, range(worker, k, workers))
+        (clearing.work / f"losers{worker}").write_bytes(marshal.dumps(sorted(found)))
     _in_processes(clearing, workers, "numbers", find)
     losers: set[tuple[str, int]] = set()
     for worker in range(workers):
@@ -804,10 +809,6 @@ def _numbers_in_processes(clearing: _Clearing, k: int, workers: int) -> set[tupl
         losers.update(marshal.loads(path.read_bytes()))
         path.unlink()
     return losers
-
-
-def _put_file(path: Path, values: list[tuple[str, int]]) -> None:
-    path.write_bytes(marshal.dumps(values))
 
 
 def _largest_first(paths_of: Callable[[int], list[Path]], k: int) -> list[int]:

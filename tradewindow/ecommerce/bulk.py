@@ -72,6 +72,8 @@ from tradewindow.tariff import service as tariff_service
 # Raw bytes of input per partition: what one partition holds in memory at a time (~16 k parcels).
 PARTITION_BYTES = 16 * 1024 * 1024
 MAX_PARTITIONS = 2048              # 16 MiB each: 32 GiB of input (10 million parcels are ~17 GiB)
+BUYER_SPLIT = 2     # buyer partitions per order partition with 2 workers or more: shorter ones, so
+                    # that the workers' last partitions of pass 3 end closer together
 IN_CHUNK = 2000                     # numbers per IN (...) look-up
 PROGRESS_BYTES = 1 << 20            # pass 1 reports what it read by the megabyte
 KINDS = tuple(Kind)     # iterating the enum itself costs a generator each time
@@ -504,6 +506,7 @@ class _Clearing:
                  work: Path, k: int, results: IO[str] | None, progress: Progress | None) -> None:
         self.uow, self.actor, self.sampling, self.summary = uow, actor, sampling, summary
         self.work, self.k, self.results, self.progress = work, k, results, progress
+        self.buyer_k = k            # buyer partitions (pass 3)
         self.zone = ZoneInfo(get_settings().time_zone)
         self.quotes = QuoteCache()
         self.lines: Any = None      # the tariff lookup, on the connection of the pass that reads
@@ -606,7 +609,7 @@ class _Clearing:
                              standing[Kind.WAYBILL].number, senders[Kind.ORDER], senders[Kind.PAYMENT],
                              senders[Kind.WAYBILL],
                              {KIND_CHAR[kind]: row for kind, row in rows.items()})
-                to_buyers.setdefault(_partition_of(order.buyer_id_number, self.k), []).append(candidate)  # type: ignore[union-attr]
+                to_buyers.setdefault(_partition_of(order.buyer_id_number, self.buyer_k), []).append(candidate)  # type: ignore[union-attr]
         for j, candidates in to_buyers.items():
             _put(buyers[j], candidates)
         if any(waiting_rows.values()):
@@ -775,7 +778,8 @@ def _second(kind: Kind, order_no: str) -> Problem:
 
 
 def _allow_open_files(count: int) -> None:
-    """Pass 1 keeps 2 K temporary files open, pass 2 K per worker: raise the soft limit if need be."""
+    """Pass 1 keeps 2 K temporary files open per worker, pass 2 K or BUYER_SPLIT K: raise the soft
+    limit if need be."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < count:
         wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
@@ -785,7 +789,7 @@ def _allow_open_files(count: int) -> None:
 def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, losers: set[tuple[str, int]],
                       worker: int) -> None:
     work = clearing.work
-    buyers = [open(work / f"b{worker}_{i}", "wb") for i in range(clearing.k)]  # noqa: SIM115 - closed below
+    buyers = [open(work / f"b{worker}_{i}", "wb") for i in range(clearing.buyer_k)]  # noqa: SIM115 - closed below
     try:
         with open(work / f"bonded{worker}", "w", encoding="utf-8") as bonded:
             for i in indices:
@@ -947,6 +951,7 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
                 _in_processes(clearing, workers, "read", lambda worker: _partition(
                     shares[worker], work, k, actor, clearing.summary, clearing.progress, worker))
         workers = max(1, min(workers, k))
+        clearing.buyer_k = k if workers == 1 else BUYER_SPLIT * k
         with _timed("numbers used twice"):
             if workers == 1:
                 losers = _numbers_used_twice(work, range(k))
@@ -959,10 +964,10 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
                 _match_in_processes(clearing, k, losers, workers)
         with _timed("pass 3"):
             if workers == 1:
-                for i in range(k):
+                for i in range(clearing.buyer_k):
                     clearing.decide(i)
             else:
-                _decide_in_processes(clearing, k, workers)
+                _decide_in_processes(clearing, clearing.buyer_k, workers)
         for path in sorted(work.glob("bonded*")):
             with open(path, encoding="utf-8") as bonded_orders:
                 for line in bonded_orders:

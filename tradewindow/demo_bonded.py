@@ -53,9 +53,12 @@ def load_demo_bonded(engine: Engine, actors: dict[str, Actor], now: datetime | N
         vins += serials
     at = now - timedelta(days=20)
     with clock_at(at):
-        bonded.reexport(UnitOfWork(engine), trader, book["id"], {
+        reexport = bonded.reexport(UnitOfWork(engine), trader, book["id"], {
             "client_reference": "DEMO-RX-01", "lines": [{"serial": vins[1]}], "country_of_destination": "KZ",
-            "transport_mode": "rail"})
+            "transport_mode": "rail"}).declaration
+    assert reexport is not None
+    # Its lane is drawn like any other's (now and then red or yellow): the officers clear it.
+    _clear(engine, actors, reexport, at + timedelta(hours=5))
     at = now - timedelta(days=10)
     with clock_at(at):
         release = bonded.release_to_domestic(UnitOfWork(engine), trader, book["id"], {

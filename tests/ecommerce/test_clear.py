@@ -313,20 +313,6 @@ def test_a_line_read_by_orjson_is_what_the_standard_library_reads(value, odd, li
 
 
 @settings(max_examples=200, deadline=None)
-@given(value=_any_json, odd=st.one_of(st.none(), _odd_lines), encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]))
-def test_a_message_read_by_orjson_is_what_the_standard_library_reads(value, odd, encoding):
-    """The stream's messages: bytes in any encoding json.loads detects, read the same."""
-    raw = odd if odd is not None else json.dumps(value, ensure_ascii=False).encode(encoding, "surrogatepass")
-    try:
-        expected = json.loads(raw)
-    except ValueError:
-        with pytest.raises(ValueError):
-            bulk.read_json(raw)
-        return
-    assert json.dumps(bulk.read_json(raw), sort_keys=True) == json.dumps(expected, sort_keys=True)
-
-
-@settings(max_examples=200, deadline=None)
 @given(numbers=st.lists(st.text(min_size=1, max_size=10), min_size=3, max_size=3),
        decision=st.sampled_from(["release", "inspect", "reject"]),
        reasons=st.lists(st.sampled_from([r.value for r in model.Reason]), max_size=3),

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradewindow.platform import jsontext
@@ -71,3 +71,32 @@ def test_integer_keys_are_written_as_text():
 def test_an_answer_with_a_type_json_has_no_place_for_is_a_type_error():
     with pytest.raises(TypeError, match="object"):
         jsontext.answer({"x": object()})
+
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=10)
+odd_texts = st.sampled_from([
+    b"\xef\xbb\xbf{}", b"NaN", b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400}', b'{"a": "\\ud800"}',
+    b'{"a": 1, "a": 2}', b"[" * 300 + b"]" * 300, b"\xff{}", b"{", b'{"a": 12345678901234567890123}',
+    b'{"a": -9999999999999999999}', b'{"a": 18446744073709551616}', b'{"a": 9223372036854775808}',
+    b'{"a": -0}', b'{"a": "\xe9"}', b" {} \r\n", b""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=any_json, odd=st.none() | odd_texts, encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_read_gives_what_the_standard_library_reads(value, odd, encoding):
+    """The same value, or the same refusal, whatever the bytes: huge integers, NaN, a BOM, lone
+    surrogates, deep nesting, any encoding json.loads detects."""
+    raw = odd if odd is not None else json.dumps(value, ensure_ascii=False).encode(encoding, "surrogatepass")
+    try:
+        expected = json.loads(raw)
+    except ValueError:
+        with pytest.raises(ValueError):
+            jsontext.read(raw)
+        return
+    seen = jsontext.read(raw)
+    assert json.dumps(seen, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert type(seen) is type(expected)

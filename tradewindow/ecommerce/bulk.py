@@ -52,13 +52,13 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-import orjson
 from sqlalchemy import bindparam, func, select, update
 
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Decision, Kind, Reason
 from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+from tradewindow.platform import jsontext
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
@@ -310,28 +310,9 @@ def _lines(path: Path) -> Iterator[tuple[str, int, str, bytes]]:
         at += key_size + size
 
 
-# 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float. Found as 19
-# zeros once every digit is a zero (a regular expression took four times orjson's time per line).
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGITS = b"0" * 19
-
-
 def _read_line(raw: bytes, line_no: int) -> Any:
     """A line's JSON value; raises ValueError (UnicodeDecodeError, JSONDecodeError) when malformed."""
-    return read_json(raw, lambda: json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8")))
-
-
-def read_json(raw: bytes, standard: Callable[[], Any] | None = None) -> Any:
-    """`standard()` (default: json.loads(raw)), read by orjson in a third of the time where orjson
-    reads it the same: whatever orjson refuses (a BOM, NaN, a lone surrogate, UTF-16, ...) or might
-    read otherwise (a huge integer) is read by the standard library, so the value, or the error,
-    is the standard library's (a test holds them equal)."""
-    if _LONG_DIGITS not in raw.translate(_DIGITS_TO_ZERO):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return standard() if standard is not None else json.loads(raw)
+    return jsontext.read(raw, lambda: json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8")))
 
 
 Piece = tuple[Kind, Path, int, int | None]      # a file's lines starting from byte `start` before byte `end`

@@ -35,8 +35,8 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from tradewindow.ecommerce import model, service
-from tradewindow.ecommerce.bulk import read_json
 from tradewindow.ecommerce.model import Kind
+from tradewindow.platform import jsontext
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.bulk import cycle_collection_paused
 from tradewindow.platform.db import UnitOfWork
@@ -177,7 +177,7 @@ class CbecStream:
         bodies: list[Any] = []
         for msg in messages:
             try:
-                bodies.append(read_json(msg.data))
+                bodies.append(jsontext.read(msg.data))
             except ValueError:
                 bodies.append(None)          # refused as malformed by the service
         try:
@@ -197,7 +197,7 @@ class CbecStream:
     def _apply(self, uow: UnitOfWork, msg: Any, sampling: model.Sampling | None) -> None:
         """One message on its own (the tests' and the fallback's way)."""
         try:
-            body = read_json(msg.data)
+            body = jsontext.read(msg.data)
         except ValueError:
             body = None
         self._apply_one(uow, msg, body, sampling)

@@ -1,5 +1,5 @@
 """JSON text as Trade Window writes it: compact (no spaces), UTF-8 (no \\u escapes), keys in the
-order given.
+order given; and JSON read fast where that gives what the standard library reads (`read`).
 
 Two flavours, one per reader:
 - `stored`: what JSON columns hold (platform.db's serializer, bulk COPY): a value JSON has no type
@@ -17,13 +17,14 @@ exponent differently (1e-5, not 1e-05)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-__all__ = ["answer", "stored"]
+__all__ = ["answer", "read", "stored"]
 
 _STORED_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _stored_fallback = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
@@ -57,3 +58,22 @@ def answer(value: Any) -> bytes:
         if isinstance(error.__cause__, TypeError):   # a type JSON has no place for: say so
             raise error.__cause__ from None
         return _answer_fallback(value).encode()
+
+
+# 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float. Found as 19
+# zeros once every digit is a zero (a regular expression took four times orjson's time per line).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+
+
+def read(raw: bytes, standard: Callable[[], Any] | None = None) -> Any:
+    """`standard()` (default: json.loads(raw)), read by orjson in a third of the time where orjson
+    reads it the same: whatever orjson refuses (a BOM, NaN, a lone surrogate, UTF-16, ...) or might
+    read otherwise (a huge integer) is read by the standard library, so the value, or the error,
+    is the standard library's (tests/platform/test_jsontext.py)."""
+    if _LONG_DIGITS not in raw.translate(_DIGITS_TO_ZERO):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return standard() if standard is not None else json.loads(raw)

@@ -1,8 +1,8 @@
 """How uvicorn serves the app: httptools' C parser on uvloop, with Nagle's algorithm off on every
 connection.
 
-uvicorn's default, the pure-Python h11 parser on asyncio's loop, cost about a millisecond of server
-CPU per API call; httptools on uvloop does the same HTTP/1.1 for a fraction of it.
+uvicorn's default, the pure-Python h11 parser on asyncio's loop, cost about 0.4 ms more server CPU
+per lodged declaration than httptools on uvloop, which do the same HTTP/1.1.
 
 uvicorn writes an answer's head and body as two writes. The event loop turns Nagle's algorithm off
 (TCP_NODELAY) only on sockets whose protocol number says TCP, which the sockets it creates itself

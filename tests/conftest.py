@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -72,6 +72,26 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], Engine]]:
+    """A database of the test's own migrated up to an old revision, on SQLite and on PostgreSQL:
+    `old = engine_at("0013")`, for tests that a later migration moves existing data."""
+    made: list[Engine] = []
+
+    def at(revision: str) -> Engine:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'at_{revision}.db'}"
+        else:
+            url = request.getfixturevalue("postgres_cluster").create_database(f"at_{revision}")
+        made.append(make_engine(url))
+        upgrade(made[-1], revision)
+        return made[-1]
+
+    yield at
+    for engine in made:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -16,22 +16,14 @@ from tests.ecommerce.conftest import Parcel
 from tradewindow.ecommerce import model
 from tradewindow.migrations import alembic_config, upgrade
 from tradewindow.platform import jsontext
-from tradewindow.platform.db import make_engine
 
 T = datetime(2026, 11, 11, tzinfo=UTC)
 DOCUMENTS = {"cbec_orders": "order_no", "cbec_payments": "payment_no", "cbec_waybills": "waybill_no"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("postgres_cluster").create_database("ecommerce_0013")
-    engine = make_engine(url)
-    upgrade(engine, "0013")
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def old_engine(engine_at):
+    return engine_at("0013")
 
 
 def _rows(conn) -> dict[str, list[tuple]]:

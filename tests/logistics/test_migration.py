@@ -14,7 +14,7 @@ from tradewindow.logistics.service import EventQuery
 from tradewindow.logistics.tables import containment, epcis_events
 from tradewindow.migrations import alembic_config, upgrade
 from tradewindow.platform.auth import Actor, Role
-from tradewindow.platform.db import UnitOfWork, make_engine
+from tradewindow.platform.db import UnitOfWork
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
 LATER = datetime(2026, 3, 2, tzinfo=UTC)
@@ -24,16 +24,9 @@ CONTAINER = "urn:tradewindow:container:CSQU3054383"
 OFFICER = Actor(user_id=None, username="officer", role=Role.CUSTOMS)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("postgres_cluster").create_database("logistics_0011")
-    engine = make_engine(url)
-    upgrade(engine, "0011")
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def old_engine(engine_at):
+    return engine_at("0011")
 
 
 def _old_rows(conn) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from tradewindow.platform import jsontext
-from tradewindow.platform.errors import Conflict, Problem
+from tradewindow.platform.db import DUPLICATE_MESSAGE
+from tradewindow.platform.errors import Conflict
 
 # From this many rows on, a COPY beats one INSERT statement per row (executemany) on PostgreSQL.
 BULK_ROWS = 20
@@ -25,8 +26,6 @@ class JsonText(str):
     __slots__ = ()
 
 
-# JSON as the engine writes it (platform.db's serializer).
-json_text = jsontext.stored
 # Characters that make an element of a PostgreSQL array literal need quotes (as do "" and NULL).
 _ARRAY_SPECIAL = re.compile(r'[{}"\\\s]')
 
@@ -57,7 +56,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     names = ", ".join(columns)
     is_json = [isinstance(table.c[name].type.dialect_impl(conn.dialect), JSON) for name in columns]
     if conn.dialect.name == "postgresql":
-        encode = [] if json_written else [(i, json_text) for i, flag in enumerate(is_json) if flag]
+        encode = [] if json_written else [(i, jsontext.stored) for i, flag in enumerate(is_json) if flag]
         encode += [(i, array_text) for i, name in enumerate(columns)
                    if isinstance(table.c[name].type.dialect_impl(conn.dialect), ARRAY)]
         _copy(conn, table, names, rows, encode)
@@ -105,8 +104,8 @@ def _copy(conn: Connection, table: Table, names: str, rows: Sequence[Sequence[An
                     if value is not None and type(value) is not JsonText:
                         values[i] = text(value)
                 write(values)
-    except psycopg.errors.IntegrityError as exc:
-        raise Conflict([Problem("", "duplicate", f"{table.name}: {exc.diag.message_detail or exc}")]) from exc
+    except psycopg.errors.IntegrityError as exc:      # as the unit of work answers an INSERT's
+        raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
 
 
 def _bind(column_type: Any, conn: Connection, is_json: bool) -> Callable[[Any], Any] | None:

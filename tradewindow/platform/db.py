@@ -178,6 +178,11 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
+# What a taken key answers, whichever write found it: never the database's own detail, which names
+# the key's value (a buyer's identity number, say).
+DUPLICATE_MESSAGE = "This record already exists (a unique business number or reference is taken)."
+
+
 class UnitOfWork:
     """One database transaction around one business action, with its audit records and outbox
     events written in the same transaction (so a change, its audit and its event are committed
@@ -229,7 +234,7 @@ class UnitOfWork:
                 self._conn, self._writing = conn, writer
                 yield conn
         except IntegrityError as exc:
-            raise Conflict(_integrity_message(exc), "duplicate") from exc
+            raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
         finally:
             self._conn, self._writing = None, False
             conn.close()
@@ -302,6 +307,3 @@ def _combined_insert(writes: Writes) -> Any:
                      .cte(f"write_{t}"))
     return select(literal_column("1")).add_cte(*parts)
 
-
-def _integrity_message(exc: IntegrityError) -> str:
-    return "This record already exists (a unique business number or reference is taken)."

@@ -395,3 +395,18 @@ def test_a_worker_that_stops_is_named_and_a_rerun_completes_the_batch(cbec_world
     monkeypatch.setattr(bulk, "insert_rows", real_insert_rows)
     summary, results = clear(uow, folder, tmp_path / "rerun.ndjson", workers=2, partitions=4)
     assert results == expected and summary.decisions == expected_summary.decisions
+
+
+def test_a_batch_that_stops_in_one_process_is_the_same_clear_error(cbec_world, uow, db, tmp_path, monkeypatch):
+    """With one worker (SQLite's default) the failure is a ClearingFailed too, not a traceback."""
+    folder = files(tmp_path, 50)
+
+    def disk_full(conn, table, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bulk, "insert_rows", disk_full)
+    with pytest.raises(bulk.ClearingFailed) as failed:
+        clear(uow, folder, tmp_path / "failed.ndjson", workers=1, partitions=2)
+    [problem] = failed.value.problems
+    assert failed.value.status == 503 and problem.code == "clearing_failed"
+    assert "No space left on device" in problem.message and "again" in problem.message

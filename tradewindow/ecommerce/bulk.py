@@ -53,6 +53,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from tradewindow.ecommerce import model, service
 from tradewindow.ecommerce.model import Decision, Kind, Reason
@@ -860,8 +861,7 @@ def _in_processes(clearing: _Clearing, workers: int, stage: str, job: Callable[[
             if message[0] == "failed":
                 failed.append(Problem(f"worker {message[1]}", "worker_failed",
                                       f"Worker {message[1]} failed while {STAGE_NAMES[stage]}: {message[2]}. "
-                                      "Run the same command again: what was stored stays, and nothing is "
-                                      "stored twice."))
+                                      + RUN_AGAIN))
             else:
                 parent_summary.merge(message[1])
     for process in processes:
@@ -881,10 +881,13 @@ STAGE_NAMES = {"read": "reading the files", "numbers": "looking for numbers used
 
 
 class ClearingFailed(DomainError):
-    """A worker process stopped (the database went away, the disk filled): every failed worker is
-    named, and the run may simply be repeated."""
+    """The batch stopped (the database went away, the disk filled): every failed worker is named,
+    and the run may simply be repeated."""
 
     status = 503
+
+
+RUN_AGAIN = "Run the same command again: what was stored stays, and nothing is stored twice."
 
 
 def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], None], queue: Any) -> None:
@@ -899,9 +902,9 @@ def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], N
             with _timed(f"worker {stage}", worker):
                 job(worker)
         queue.put(("done", clearing.summary))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises ClearingFailed
         queue.put(("failed", worker, repr(exc)))
-        raise
+        raise SystemExit(1) from None     # the parent tells; no traceback of the worker's beside it
 
 
 def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
@@ -914,6 +917,17 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
     SQLite, whose writers queue anyway); results depend on neither."""
     require(actor.is_(*service.BATCH_SENDERS), "role_not_allowed",
             "Batches are sent by platforms, payment and logistics companies, or an administrator.")
+    try:
+        return _clear(uow, actor, orders, payments, waybills, results, sampling, partitions, progress,
+                      work_dir, workers)
+    except (OSError, DBAPIError) as exc:
+        # In this process (one worker, or the parent's own steps): the same answer as a worker's.
+        raise ClearingFailed([Problem("", "clearing_failed", f"The batch stopped: {exc!r}. {RUN_AGAIN}")]) from exc
+
+
+def _clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
+           results: IO[str] | None, sampling: model.Sampling | None, partitions: int | None,
+           progress: Progress | None, work_dir: Path | None, workers: int | None) -> ClearSummary:
     paths = {Kind.ORDER: Path(orders), Kind.PAYMENT: Path(payments), Kind.WAYBILL: Path(waybills)}
     k = partitions or partition_count(sum(p.stat().st_size for p in paths.values()))
     summary = ClearSummary(partitions=k)

@@ -145,20 +145,14 @@ def update_enterprise(uow: UnitOfWork, actor: Actor, enterprise_id: str, changes
 
 
 def get_enterprise(uow: UnitOfWork, actor: Actor, id_or_uscc: str) -> dict:
-    with uow.read() as conn:
+    with uow.read():
         if id_or_uscc == actor.enterprise_id:
             # One's own enterprise (as each lodgement asks): by its id, and visible to its users.
-            row = conn.execute(_ENTERPRISE_BY_ID, {"id": id_or_uscc}).mappings().first()
-        else:
-            row = _find_enterprise(uow, id_or_uscc)
-            if row is not None and not _may_see_enterprise(uow, actor, row["id"]):
-                row = None
-        if row is None:
+            return _public(_enterprise_row(uow, id_or_uscc))
+        row = _find_enterprise(uow, id_or_uscc)
+        if row is None or not _may_see_enterprise(uow, actor, row["id"]):
             raise not_found("enterprise", id_or_uscc)
         return _public(row)
-
-
-_ENTERPRISE_BY_ID = select(enterprises).where(enterprises.c.id == bindparam("id"))
 
 
 def list_enterprises(uow: UnitOfWork, actor: Actor, q: str | None = None, sector: str | None = None,
@@ -827,6 +821,10 @@ def _may_see_enterprise(uow: UnitOfWork, actor: Actor, enterprise_id: str) -> bo
         broker_authorisations.c.broker_id == enterprise_id)).first() is not None
 
 
+# Built once: every lodgement reads the trader's row.
+_ENTERPRISE_BY_ID = select(enterprises).where(enterprises.c.id == bindparam("id"))
+
+
 def _find_enterprise(uow: UnitOfWork, id_or_uscc: str) -> Any:
     code = model.normalise_uscc(id_or_uscc).upper()
     return uow.conn.execute(select(enterprises).where(
@@ -834,9 +832,7 @@ def _find_enterprise(uow: UnitOfWork, id_or_uscc: str) -> Any:
 
 
 def _enterprise_row(uow: UnitOfWork, enterprise_id: str, for_update: bool = False) -> dict:
-    query = select(enterprises).where(enterprises.c.id == enterprise_id)
-    query = uow.locking(query, for_update)
-    row = uow.conn.execute(query).mappings().first()
+    row = uow.conn.execute(uow.locking(_ENTERPRISE_BY_ID, for_update), {"id": enterprise_id}).mappings().first()
     if row is None:
         raise not_found("enterprise", enterprise_id)
     return dict(row)

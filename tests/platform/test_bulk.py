@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from tradewindow.platform.bulk import JsonText, insert_rows
+from tradewindow.platform.bulk import BULK_ROWS, insert_records, insert_rows
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import Conflict
+from tradewindow.platform.jsontext import JsonText
 from tradewindow.platform.tables import audit_log
 
 COLUMNS = ("id", "at", "actor_user_id", "actor_name", "action", "object_type", "object_id", "before", "after")
@@ -48,3 +49,15 @@ def test_a_taken_key_is_a_conflict_and_nothing_of_the_call_is_stored(db):
     assert refused.value.code == "duplicate"
     with db.connect() as conn:
         assert conn.execute(select(audit_log.c.id).where(audit_log.c.id.in_(["D1", "D2"]))).scalars().all() == ["D1"]
+
+
+@pytest.mark.parametrize("count", [1, BULK_ROWS], ids=["a few by INSERT", "many by COPY"])
+def test_json_text_is_stored_as_the_value_it_spells_however_many_rows(db, count):
+    records = [{"id": f"T{n}", "at": datetime.now(UTC), "actor_user_id": None, "actor_name": "s", "action": "a",
+                "object_type": "t", "object_id": str(n), "before": JsonText('{"b": [1, 2]}'), "after": None}
+               for n in range(count)]
+    with UnitOfWork(db).transaction() as conn:
+        insert_records(conn, audit_log, records)
+    with db.connect() as conn:
+        stored = conn.execute(select(audit_log.c.before).where(audit_log.c.id.like("T%"))).scalars().all()
+    assert stored == [{"b": [1, 2]}] * count

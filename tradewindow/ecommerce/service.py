@@ -44,11 +44,12 @@ from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
-from tradewindow.platform.bulk import JsonText, insert_rows
+from tradewindow.platform.bulk import insert_records
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.jobs import handles, periodic
+from tradewindow.platform.jsontext import JsonText
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
 from tradewindow.platform.outbox import append_events, event_record
 from tradewindow.platform.settings import get_settings
@@ -276,7 +277,7 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
     if not decided:
         return
     conn, now = uow.conn, utcnow()
-    _insert_rows(conn, cbec_parcels, [d.row for d in decided])
+    insert_records(conn, cbec_parcels, [d.row for d in decided])
     totals: dict[tuple[str, int], list[int]] = {}
     for d in decided:
         if d.outcome.counted:
@@ -473,17 +474,9 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
                                    None, {"order_no": record.order_no}))
         outcomes.append("created")
     for kind, new in rows.items():
-        _insert_rows(conn, TABLES[kind][0], new)
+        insert_records(conn, TABLES[kind][0], new)
     record_audits(conn, audits)
     return outcomes
-
-
-def _insert_rows(conn: Connection, table: Any, rows: list[dict]) -> None:
-    """Insert many rows of one of this context's tables (all with the same keys): platform.bulk's
-    insert_rows (COPY on PostgreSQL); a unique violation is a Conflict, as an INSERT's."""
-    if rows:
-        columns = tuple(rows[0])
-        insert_rows(conn, table, columns, [tuple(row[name] for name in columns) for row in rows])
 
 
 def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],

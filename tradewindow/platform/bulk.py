@@ -20,12 +20,6 @@ from tradewindow.platform.errors import Conflict
 BULK_ROWS = 20
 
 
-class JsonText(str):
-    """A JSON column's value already written as JSON text (stored as it is, not encoded again)."""
-
-    __slots__ = ()
-
-
 # Characters that make an element of a PostgreSQL array literal need quotes (as do "" and NULL).
 _ARRAY_SPECIAL = re.compile(r'[{}"\\\s]')
 
@@ -100,22 +94,19 @@ def _copy(conn: Connection, table: Table, names: str, rows: Sequence[Sequence[An
             for row in rows:
                 values = list(row)
                 for i, text in encode:
-                    value = values[i]
-                    if value is not None and type(value) is not JsonText:
-                        values[i] = text(value)
+                    if values[i] is not None:
+                        values[i] = text(values[i])
                 write(values)
     except psycopg.errors.IntegrityError as exc:      # as the unit of work answers an INSERT's
         raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
 
 
 def _bind(column_type: Any, conn: Connection, is_json: bool) -> Callable[[Any], Any] | None:
-    """The column's conversion of a value to bind on this database (JsonText and text of a
-    date-time as COPY takes them, read first)."""
+    """The column's conversion of a value to bind on this database (text of a date-time as COPY
+    takes it, read first)."""
     convert = column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    if convert is None:
-        return None
-    if is_json:
-        return lambda value: value if type(value) is JsonText else convert(value)
+    if convert is None or is_json:
+        return convert
     try:
         takes_datetime = getattr(column_type, "impl_instance", column_type).python_type is datetime
     except NotImplementedError:

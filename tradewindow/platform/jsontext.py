@@ -24,14 +24,23 @@ from typing import Any
 
 import orjson
 
-__all__ = ["answer", "read", "stored"]
+__all__ = ["JsonText", "answer", "read", "stored"]
+
+
+class JsonText(str):
+    """A JSON column's value already written as JSON text: stored as it is, not encoded again,
+    by whatever path writes it (an INSERT through the engine, or a COPY)."""
+
+    __slots__ = ()
 
 _STORED_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _stored_fallback = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def stored(value: Any) -> str:
-    """JSON text for a JSON column."""
+    """JSON text for a JSON column (`JsonText` as it is)."""
+    if type(value) is JsonText:
+        return value
     try:
         return orjson.dumps(value, default=str, option=_STORED_OPTIONS).decode()
     except orjson.JSONEncodeError:

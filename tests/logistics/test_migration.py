@@ -78,3 +78,51 @@ def test_the_identifiers_and_containment_move_to_the_lean_layout_and_back(old_en
     assert [(p, c, u is not None, pk) for p, c, u, pk in rows] == [
         (BAG, PARCELS[0], False, "E1"), (BAG, PARCELS[1], True, "E1"), (BAG, PARCELS[2], False, "E1"),
         (WAGON, CONTAINER, False, "E2")]
+
+
+def _collations(conn) -> dict[tuple[str, str], str | None]:
+    """The collation of each identifier column 0016 changes (PostgreSQL; None: the database's)."""
+    return {(t, c): conn.execute(text(
+        "SELECT co.collname FROM pg_attribute a JOIN pg_class k ON k.oid = a.attrelid "
+        "LEFT JOIN pg_collation co ON co.oid = a.attcollation AND co.collname <> 'default' "
+        "WHERE k.relname = :t AND a.attname = :c"), {"t": t, "c": c}).scalar()
+        for t, c in (("epcis_events", "event_id"), ("epcis_events", "parent_epc"), ("epcis_events", "epcs"),
+                     ("containment", "parent_epc"), ("containment", "children"), ("equipment", "epc"))}
+
+
+def test_identifiers_are_compared_bytewise_after_0016_and_the_events_are_found_as_before(engine_at):
+    old_engine = engine_at("0015")
+    with old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO epcis_captures (id, captured_at, event_count, new_count) "
+                          "VALUES ('C1', :t, 2, 2)"), {"t": T})
+        epcs = "{" + ",".join(PARCELS) + "}" if conn.dialect.name == "postgresql" else str(PARCELS).replace("'", '"')
+        conn.execute(text("INSERT INTO epcis_events (pk, event_id, event_type, event_time, record_time, capture_id, "
+                          "body, parent_epc, epcs) VALUES ('E1', 'urn:uuid:e1', 'AggregationEvent', :t, :t, 'C1', "
+                          "'{}', :bag, :epcs)"), {"t": T, "bag": BAG, "epcs": epcs})
+        conn.execute(text("INSERT INTO containment (id, parent_epc, children, since, event_pk) "
+                          "VALUES ('R1', :bag, :epcs, :t, 'E1')"), {"t": T, "bag": BAG, "epcs": epcs})
+    upgrade(old_engine)
+    uow = UnitOfWork(old_engine)
+    with old_engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            assert set(_collations(conn).values()) == {"C"}
+            assert "ix_epcis_events_captured_by" not in conn.execute(text(
+                "SELECT string_agg(indexname, ' ') FROM pg_indexes WHERE tablename = 'epcis_events'")).scalar()
+    for match in (EventQuery(match_epc=[PARCELS[1]]), EventQuery(match_parent=[BAG]),
+                  EventQuery(match_any_epc=["urn:epc:idpat:sgtin:4012345.011111.*"])):
+        found = service.query_events(uow, OFFICER, match)
+        assert [e["eventID"] for e in found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == [
+            "urn:uuid:e1"]
+    with uow.read():
+        assert service._contents(uow, {BAG}, LATER) == set(PARCELS)
+
+    config = alembic_config(old_engine.url.render_as_string(hide_password=False))
+    with old_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0015")
+    with old_engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            assert set(_collations(conn).values()) == {None}
+        assert conn.execute(text("SELECT parent_epc FROM containment")).scalar() == BAG
+    found = service.query_events(uow, OFFICER, EventQuery(match_epc=[PARCELS[2]]))
+    assert len(found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == 1

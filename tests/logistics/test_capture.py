@@ -4,9 +4,11 @@ when anything is wrong, and only with the schema configured."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from tests.logistics.conftest import CONTAINER, WAGON, document, event
+from tests.logistics.conftest import CONTAINER, WAGON, document, event, train
 from tradewindow.logistics import model, service
+from tradewindow.logistics.tables import containment
 from tradewindow.platform.errors import Forbidden, Problems, ValidationFailed
 
 
@@ -117,3 +119,27 @@ def test_event_facts_read_temperatures_in_any_unit():
         {"type": "Humidity", "value": 80}]}]), "", problems)
     assert not problems and facts is not None
     assert [str(v) for _, v in facts.temperatures] == ["10.00", "-10.00"]
+
+
+def test_equipment_packed_before_its_consignment_is_reported_is_followed_inside_what_holds_it(carriers,
+                                                                                              epcis_schema):
+    flatrack, bag = "urn:epc:id:sscc:4012345.0000000099", "urn:epc:id:sscc:4012345.0000000001"
+    agg = {"type": "AggregationEvent", "eventTimeZoneOffset": "+00:00", "action": "ADD"}
+    service.capture(carriers.uow, carriers["carrier"], document(
+        {**agg, "eventTime": "2026-03-01T00:00:00Z", "parentID": flatrack, "childEPCs": [bag, CONTAINER]}))
+    with carriers.uow.read() as conn:
+        assert conn.execute(select(containment.c.holds_equipment)).scalars().all() == [False]
+    service.register_consignment(carriers.uow, carriers["carrier"], train())
+    with carriers.uow.read() as conn:
+        assert conn.execute(select(containment.c.holds_equipment)).scalars().all() == [True]
+    service.capture(carriers.uow, carriers["carrier"], document(
+        event(3, [flatrack], "CNTNR", eventID="urn:uuid:moved", bizStep="departing"),
+        {**agg, "eventTime": "2026-03-01T04:00:00Z", "parentID": flatrack, "childEPCs": [CONTAINER],
+         "action": "DELETE"},
+        event(5, [flatrack], "CNTNR", eventID="urn:uuid:after")))
+    found = service.container_timeline(carriers.uow, carriers["customs_officer"], "CSQU3054383")
+    assert "urn:uuid:moved" in [e["event_id"] for e in found["events"]]
+    assert "urn:uuid:after" not in [e["event_id"] for e in found["events"]]
+    with carriers.uow.read() as conn:      # the bag stays on the flatrack, the container left it
+        rows = {tuple(r.children): r.holds_equipment for r in conn.execute(select(containment))}
+    assert rows == {(bag,): False, (CONTAINER,): True}

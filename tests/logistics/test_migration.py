@@ -126,3 +126,36 @@ def test_identifiers_are_compared_bytewise_after_0016_and_the_events_are_found_a
         assert conn.execute(text("SELECT parent_epc FROM containment")).scalar() == BAG
     found = service.query_events(uow, OFFICER, EventQuery(match_epc=[PARCELS[2]]))
     assert len(found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == 1
+
+
+def test_0017_marks_the_containment_rows_that_hold_equipment_and_downgrade_drops_the_mark(engine_at):
+    old_engine = engine_at("0016")
+    pg = old_engine.dialect.name == "postgresql"
+
+    def epc_list(values: list[str]) -> str:
+        return "{" + ",".join(values) + "}" if pg else "[" + ",".join(f'"{v}"' for v in values) + "]"
+
+    with old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO enterprises (id, uscc, name_zh, name_en, address, sector, business_scope, "
+                          "kinds, credit_tier, status, registered_at, version) VALUES ('N1', '91500000000000000X', "
+                          "'n', 'n', 'a', 'xiyong', '', '[\"carrier\"]', 'general', 'active', :t, 1)"), {"t": T})
+        conn.execute(text("INSERT INTO consignments (id, forwarder_id, client_reference, transport_document, "
+                          "trader_id, description, status, created_at) VALUES ('K1', 'N1', 'R', 'D', 'N1', 'x', "
+                          "'planned', :t)"), {"t": T})
+        conn.execute(text("INSERT INTO equipment (id, consignment_id, kind, number, epc, seal_broken) "
+                          "VALUES ('U1', 'K1', 'container', 'CSQU3054383', :epc, false)"), {"epc": CONTAINER})
+        conn.execute(text("INSERT INTO containment (id, parent_epc, children, since, event_pk) VALUES "
+                          "('R1', :wagon, :units, :t, 'E1'), ('R2', :bag, :parcels, :t, 'E2')"),
+                     {"t": T, "wagon": WAGON, "bag": BAG, "units": epc_list(["urn:x", CONTAINER]),
+                      "parcels": epc_list(PARCELS)})
+    upgrade(old_engine)
+    with old_engine.connect() as conn:
+        assert dict(conn.execute(select(containment.c.id, containment.c.holds_equipment)).all()) == {
+            "R1": True, "R2": False}
+    config = alembic_config(old_engine.url.render_as_string(hide_password=False))
+    with old_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0016")
+    with old_engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT id, parent_epc FROM containment")).all()) == [("R1", WAGON),
+                                                                                              ("R2", BAG)]

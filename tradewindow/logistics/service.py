@@ -175,6 +175,10 @@ def _register(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
             conn.execute(insert(seals).values(id=new_id(), equipment_id=unit_id, number=seal.number,
                                               kind=seal.kind.value, status="intact", recorded_at=now,
                                               event_pk=None))
+    # Events captured before the consignment was reported may have packed its equipment already.
+    for where in _holding_any(conn, [unit.epc for unit in plan.equipment]):
+        conn.execute(update(containment).where(where, containment.c.holds_equipment.is_(False))
+                     .values(holds_equipment=True))
     view = _view(uow, consignment_id)
     uow.audit(actor, "logistics.consignment_reported", "consignment", consignment_id, None,
               {"transport_document": plan.transport_document, "trader_id": plan.trader_id,
@@ -362,7 +366,6 @@ class _Capture:
         for where in _among(conn, containment.c.parent_epc, emptying):
             self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
         self._look_up_units(conn, named)
-        is_unit = _holds_equipment(conn)
         # Only what was inside while these events happened: a wagon's trains of past years stay unread.
         first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
         during = and_(containment.c.since <= last, or_(containment.c.until.is_(None), containment.c.until > first))
@@ -371,7 +374,8 @@ class _Capture:
         while frontier:
             found: set[str] = set()
             for where in _among(conn, containment.c.parent_epc, frontier):
-                rows = conn.execute(select(containment).where(where, is_unit, during)).mappings().all()
+                rows = conn.execute(select(containment).where(where, containment.c.holds_equipment, during)
+                                    ).mappings().all()
                 self._add_stored(rows)
                 found.update(c for r in rows for c in r["children"])
             self._look_up_units(conn, found)
@@ -465,11 +469,13 @@ class _Capture:
             found |= frontier
         return found
 
-    def containment_rows(self) -> tuple[list[tuple], list[dict]]:
-        """(rows to insert, as CONTAINMENT_COLUMNS; {row_id, row_children, row_until} of stored rows
-        the capture changed). The children an event added that leave together stay one row; a
-        stored row whose children now leave at different times is split: it keeps the children
-        of its first `until` (in its own order), the others go to new rows."""
+    def containment_rows(self, conn: Any) -> tuple[list[tuple], list[dict]]:
+        """(rows to insert, as CONTAINMENT_COLUMNS; {row_id, row_children, row_until,
+        row_holds_equipment} of stored rows the capture changed). The children an event added
+        that leave together stay one row; a stored row whose children now leave at different
+        times is split: it keeps the children of its first `until` (in its own order), the others
+        go to new rows. A row holds equipment when one of its children is known equipment (every
+        child the capture added was looked up with its events; a split row's are looked up here)."""
         groups: dict[tuple, list[str]] = {}
         for r in self.added:
             groups.setdefault((r.event_pk, r.parent_epc, r.since, r.until), []).append(r.child_epc)
@@ -485,13 +491,17 @@ class _Capture:
             head = children[0]
             for until, epcs in others:
                 groups.setdefault((head.event_pk, head.parent_epc, head.since, until), []).extend(epcs)
-        added = [(row_id, parent, children, since, until, event_pk)
+        self._look_up_units(conn, {child for row in changed for child in row["row_children"]})
+        units = self.units_by_epc.keys()
+        for row in changed:
+            row["row_holds_equipment"] = not units.isdisjoint(row["row_children"])
+        added = [(row_id, parent, children, since, until, event_pk, not units.isdisjoint(children))
                  for row_id, ((event_pk, parent, since, until), children)
                  in zip(new_ids(len(groups)), groups.items(), strict=True)]
         return added, changed
 
 
-CONTAINMENT_COLUMNS = ("id", "parent_epc", "children", "since", "until", "event_pk")
+CONTAINMENT_COLUMNS = ("id", "parent_epc", "children", "since", "until", "event_pk", "holds_equipment")
 
 
 def capture(uow: UnitOfWork, actor: Actor, document: object) -> dict:
@@ -616,14 +626,6 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
         return
     for start in range(0, len(values), CHUNK):
         yield _any_element(containment.c.children, lambda value, chunk=values[start:start + CHUNK]: value.in_(chunk))
-
-
-def _holds_equipment(conn: Any) -> Any:
-    """A containment row has transport equipment among its children."""
-    if conn.dialect.name == "postgresql":
-        return exists(select(equipment.c.id).where(equipment.c.epc == func.any(containment.c.children)))
-    element = func.json_each(containment.c.children).table_valued("value").alias("child")
-    return exists(select(equipment.c.id).where(equipment.c.epc == element.c.value))
 
 
 def _any_element(column: Any, condition: Any) -> Any:
@@ -759,12 +761,12 @@ def _flush(uow: UnitOfWork, state: _Capture) -> None:
     """Write back what the capture changed, in bulk: containment, links, seals, stops reached,
     equipment state, statuses."""
     conn = uow.conn
-    added, closed = state.containment_rows()
+    added, closed = state.containment_rows(conn)
     insert_rows(conn, containment, CONTAINMENT_COLUMNS, added)
     if closed:
         conn.execute(update(containment).where(containment.c.id == bindparam("row_id"))
                      .values(children=bindparam("row_children", type_=containment.c.children.type),
-                             until=bindparam("row_until")), closed)
+                             until=bindparam("row_until"), holds_equipment=bindparam("row_holds_equipment")), closed)
     insert_rows(conn, tracked_events, LINK_COLUMNS, state.links)
     insert_rows(conn, seals, SEAL_COLUMNS, state.seals)
     stops, units = [], []

@@ -157,7 +157,10 @@ epcis_events = Table(
 # children one event put into a parent, since when, and until when (null: still inside). One row
 # per aggregation, not per child: a row whose children leave at different times is split, so
 # every child of a row shares its since and until. A child's rows are found through the events
-# naming it (the GIN index of epcis_events.epcs, then event_pk).
+# naming it (the GIN index of epcis_events.epcs, then event_pk). `holds_equipment`: some child is
+# registered transport equipment (set when the row is written, and when equipment named in rows
+# written before is reported): capture looks for the equipment inside everything a document names,
+# parcels included, in the small index of only those rows' parents.
 containment = Table(
     "containment", metadata,
     Column("id", id_column_type(), primary_key=True),
@@ -166,8 +169,11 @@ containment = Table(
     Column("since", UtcDateTime(), nullable=False),
     Column("until", UtcDateTime()),
     Column("event_pk", id_column_type(), nullable=False),
+    Column("holds_equipment", Boolean, nullable=False),
     Index("ix_containment_parent", "parent_epc"),
     Index("ix_containment_event", "event_pk"),
+    Index("ix_containment_equipment_parent", "parent_epc", postgresql_where=text("holds_equipment"),
+          sqlite_where=text("holds_equipment")),
 )
 
 # Which events concern which equipment (directly, or through what carries or contains it).

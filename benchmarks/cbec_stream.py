@@ -11,7 +11,9 @@ and waits until every complete parcel is decided and the stream is drained.
 
 Prints parcels/s two ways: over the wall time from starting the workers (start-up included), and
 between the first and the last decision (`decided_at`), which is the steady rate; the worker
-processes' CPU time; and as its last line the same figures as one JSON object. Not a test: it
+processes' CPU time and the PostgreSQL server's over the same span (read from /proc, as
+benchmarks/cbec.py does), each per parcel; the load average before and after (other processes
+share the cores); and as its last line the same figures as one JSON object. Not a test: it
 asserts nothing about time. Figures are only meaningful on an otherwise idle machine."""
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from benchmarks.cbec import server_cpu  # noqa: E402
 from tests.support.nats import running_nats  # noqa: E402
 from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
 from tradewindow.ecommerce import generate, model, service  # noqa: E402
@@ -111,6 +114,8 @@ def main() -> None:
                "TRADEWINDOW_NATS_ACK_WAIT_SECONDS": "60"}
         env.pop("TRADEWINDOW_DEMO_MODE", None)
         log = open(files / "workers.log", "wb")  # noqa: SIM115 - closed below
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        server_began = server_cpu(cluster.data_dir)
         started = time.perf_counter()
         workers = [subprocess.Popen([TRADEWINDOW, "worker", "cbec", "--batch", str(args.batch)], env=env,
                                     stdout=log, stderr=subprocess.STDOUT) for _ in range(args.workers)]
@@ -130,6 +135,7 @@ def main() -> None:
                     raise SystemExit(f"stalled at {count} of {complete} parcels; see {files / 'workers.log'}")
                 time.sleep(0.5)
             wall = time.perf_counter() - started
+            server = server_cpu(cluster.data_dir) - server_began
         finally:
             for worker in workers:
                 worker.terminate()
@@ -153,11 +159,17 @@ def main() -> None:
             "parcels_per_second_steady": round(count / steady) if steady else None,
             "worker_cpu_seconds": round(cpu, 1),
             "cpu_ms_per_parcel": round(cpu * 1000 / count, 3) if count else None,
+            "server_cpu_seconds": round(server, 1),
+            "server_cpu_ms_per_parcel": round(server * 1000 / count, 3) if count else None,
+            "load_average_before": load_before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "decisions": by_decision, "target_parcels_per_second": 10_000,
         }
         print(f"{count} parcels decided by {args.workers} workers: {figures['parcels_per_second_wall']} parcels/s "
               f"over {wall:.1f} s from start-up, {figures['parcels_per_second_steady']} parcels/s between the "
-              f"first and last decision; workers' CPU {cpu:.1f} s ({figures['cpu_ms_per_parcel']} ms per parcel)")
+              f"first and last decision; workers' CPU {cpu:.1f} s ({figures['cpu_ms_per_parcel']} ms per parcel), "
+              f"PostgreSQL's "
+              f"{server:.1f} s ({figures['server_cpu_ms_per_parcel']} ms per parcel); load average "
+              f"{load_before[0]} before, {figures['load_average_after'][0]} after")
         print(json.dumps(figures))
 
 

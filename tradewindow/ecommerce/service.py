@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, any_, bindparam, case, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import JSON, String, any_, bindparam, case, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -42,9 +42,10 @@ from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
 from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+from tradewindow.platform import jsontext
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
-from tradewindow.platform.bulk import insert_records
+from tradewindow.platform.bulk import array_text, insert_records
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id
@@ -428,17 +429,29 @@ def _probe(conn: Connection, table: Any, key: Any, values: list[str], *columns: 
     sub-select per value, which it cannot turn into a join): as `key = ANY(values)` the planner
     read the whole table for a few hundred values as long as it held less than some tens of
     thousands of rows, so a stream batch's look-ups cost in proportion to everything stored
-    before (at 20,000 parcels most of the server's time). Elsewhere `key IN (...)` by CHUNK."""
+    before (at 20,000 parcels most of the server's time). The values go as the text of an array
+    (psycopg adapts a list element by element), JSON columns come back as text read by orjson
+    (`jsontext.read`; psycopg reads them with the standard library). Elsewhere `key IN (...)`
+    by CHUNK."""
     if not values:
         return
-    if conn.dialect.name == "postgresql":
-        names = ", ".join(c.name for c in columns)
-        yield from conn.exec_driver_sql(
-            f"SELECT t.* FROM unnest(%s::varchar[]) AS k(v) CROSS JOIN LATERAL "
-            f"(SELECT {names} FROM {table.name} WHERE {key.name} = k.v LIMIT 1) AS t", (values,))
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(values), CHUNK):
+            yield from conn.execute(select(*columns).where(key.in_(values[start:start + CHUNK])))
         return
-    for start in range(0, len(values), CHUNK):
-        yield from conn.execute(select(*columns).where(key.in_(values[start:start + CHUNK])))
+    json_at = [i for i, c in enumerate(columns) if isinstance(c.type, JSON)]
+    names = ", ".join(f"{c.name}::text" if isinstance(c.type, JSON) else c.name for c in columns)
+    rows = conn.exec_driver_sql(f"SELECT t.* FROM unnest(%s::varchar[]) AS k(v) CROSS JOIN LATERAL "
+                                f"(SELECT {names} FROM {table.name} WHERE {key.name} = k.v LIMIT 1) AS t",
+                                (array_text(values),))
+    if not json_at:
+        yield from rows
+        return
+    for row in rows:
+        row = list(row)
+        for i in json_at:
+            row[i] = jsontext.read(row[i].encode())
+        yield row
 
 
 def _parsed_order(documents: Mapping[str, Any]) -> model.Order:
@@ -456,7 +469,7 @@ def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str,
     if uow.dialect == "postgresql":
         # The keys as two arrays: two short statements whatever their number (a VALUES list or an
         # IN of thousands of pairs costs more to compile and parse than to run).
-        buyers, years = [b for b, _ in keys], [y for _, y in keys]
+        buyers, years = array_text([b for b, _ in keys]), "{" + ",".join(str(y) for _, y in keys) + "}"
         conn.exec_driver_sql(
             "INSERT INTO cbec_buyer_years (buyer_id_number, year, total_fen, parcels, updated_at) "
             "SELECT b, y, 0, 0, %s FROM unnest(%s::varchar[], %s::int[]) AS k(b, y) "

@@ -55,9 +55,9 @@ from tradewindow.logistics.tables import (
     seals,
     tracked_events,
 )
-from tradewindow.platform import codelists, jsontext
+from tradewindow.platform import codelists
 from tradewindow.platform.auth import SYSTEM, Actor, Role
-from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
+from tradewindow.platform.bulk import array_text, cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
@@ -584,9 +584,9 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
 
 def _among(conn: Any, column: Any, values: Iterable[str], probe: bool = True) -> Iterator[Any]:
     """Conditions `column` (an indexed column) is one of `values`, as few as the database
-    allows: on PostgreSQL `column = ANY(array)`, the array unpacked by the server from one JSON
-    parameter (psycopg adapts a long list of strings to an array slowly, in Python), which the
-    index scan takes sorted, probe after probe. Not `IN (SELECT ...)`: the planner takes the
+    allows: on PostgreSQL `column = ANY(array)`, the array unpacked by the server from one
+    parameter written as an array literal (see `_unpacked`), which the index scan takes sorted,
+    probe after probe. Not `IN (SELECT ...)`: the planner takes the
     set for 100 values, and once the table is large and analysed it may join it by hashing the
     whole table (at 300,000 events a capture spent most of its server time reading containment
     so); an array it takes for a few values, each one index probe. Without `probe` (a small
@@ -635,14 +635,18 @@ def _any_element(column: Any, condition: Any) -> Any:
 
 
 def _text_array(values: Sequence[str]) -> Any:
-    """`values` as one text[] parameter, unpacked from JSON by the server (see `_among`)."""
+    """`values` as one text[] (see `_among`): what a subquery returns, so the planner takes it
+    for a few values whatever their number."""
     return func.array(_unpacked(values).scalar_subquery())
 
 
 def _unpacked(values: Sequence[str]) -> Any:
-    """PostgreSQL: the rows of `values`, sent as one JSON array parameter (see `_among`)."""
-    return select(func.json_array_elements_text(
-        cast(bindparam(None, jsontext.stored(list(values)), type_=String()), postgresql.JSON)))
+    """PostgreSQL: the rows of `values`, sent as one parameter, the text of a text[] literal
+    (written by bulk.array_text: one join, quotes only where needed). Not a list (psycopg
+    adapts each string in Python) nor a JSON array: the server parses an array literal of
+    13,000 EPCs in about a fifth of the time it takes to unpack the same as JSON."""
+    return select(func.unnest(cast(bindparam(None, array_text(list(values)), type_=String()),
+                                   postgresql.ARRAY(Text))))
 
 
 EVENT_COLUMNS = ("pk", "event_id", "event_type", "action", "event_time", "time_zone_offset", "record_time",

@@ -312,6 +312,70 @@ def test_a_line_read_by_orjson_is_what_the_standard_library_reads(value, odd, li
     assert type(seen) is type(expected)
 
 
+@settings(max_examples=300, deadline=None)
+@given(value=_any_json, fields=st.dictionaries(st.sampled_from(["order_no", "payment_no"]), _any_json),
+       odd=st.one_of(st.none(), _odd_lines), line_no=st.sampled_from([1, 2]), ascii_only=st.booleans())
+def test_a_payments_numbers_read_fast_are_the_ones_the_standard_library_reads(value, fields, odd, line_no,
+                                                                             ascii_only):
+    """Pass 1 takes a payment's or waybill's two numbers from orjson when both are text: then
+    they are what the standard library reads; otherwise the line is read the full way."""
+    if isinstance(value, dict):
+        value = {**value, **fields}
+    raw = odd if odd is not None else json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    seen = bulk._numbers_read_fast(raw, "payment_no")
+    if seen is None:
+        return
+    expected = json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))
+    assert seen == (expected["order_no"], expected["payment_no"])
+    assert type(expected["order_no"]) is str and expected["order_no"] and type(expected["payment_no"]) is str
+
+
+_odd_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.integers(2**63, 2**80), st.floats(allow_nan=True),
+    st.just([]), st.just({}), st.just([{}]), st.text(max_size=6),
+    st.sampled_from(["", " ", " 12.50 ", "1e3", "NaN", "-0.00", "0.001", "5000.00", "８７０３", "2026-11-11T00:05:00",
+                     "x" * 65, "cn", "\ud800", "\x00", "CNY"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), line_no=st.sampled_from([1, 2]), ascii_only=st.booleans(),
+       bom=st.booleans(), extra=st.none() | st.sampled_from(["kind", "note"]))
+def test_a_line_read_the_quick_way_gives_the_records_full_reading(data, line_no, ascii_only, bom, extra):
+    """Pass 2 reads a line by orjson and the quick reading first: for good and spoilt lines alike,
+    the same record, or the same refusal (malformed, or the same problems), as reading it with
+    the standard library's value and `model.parse_record`."""
+    parcel = Parcel(order_no="ORD-R")
+    for kind, record in ((model.Kind.ORDER, parcel.order), (model.Kind.PAYMENT, parcel.payment),
+                         (model.Kind.WAYBILL, parcel.waybill)):
+        raw = dict(record)
+        for name in data.draw(st.lists(st.sampled_from(sorted(raw)), max_size=2, unique=True)):
+            raw[name] = data.draw(_odd_values)
+        if extra:
+            raw[extra] = data.draw(_odd_values)
+        if kind is model.Kind.ORDER and isinstance(raw["items"], list) and raw["items"] and raw["items"][0]:
+            item = dict(raw["items"][0])
+            for name in data.draw(st.lists(st.sampled_from(sorted(item)), max_size=2, unique=True)):
+                item[name] = data.draw(_odd_values)
+            raw["items"] = [item]
+        line = (b"\xef\xbb\xbf" if bom else b"") + json.dumps(raw, ensure_ascii=ascii_only).encode(
+            "utf-8", "surrogatepass")
+        expected, seen = _reading(_full_reading, kind, line, line_no), _reading(bulk._record, kind, line, line_no)
+        assert seen == expected and repr(seen) == repr(expected)
+
+
+def _full_reading(kind: model.Kind, line: bytes, line_no: int) -> model.Record:
+    return model.parse_record(kind, bulk._read_line(line, line_no))
+
+
+def _reading(read, *args):
+    try:
+        return read(*args)
+    except ValueError:
+        return "malformed"
+    except model.ValidationFailed as refused:
+        return [(p.path, p.code, p.message) for p in refused.problems]
+
+
 @settings(max_examples=200, deadline=None)
 @given(numbers=st.lists(st.text(min_size=1, max_size=10), min_size=3, max_size=3),
        decision=st.sampled_from(["release", "inspect", "reject"]),

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 
@@ -290,6 +291,21 @@ def _order_no_at_sight(raw: bytes) -> str | None:
         return None
 
 
+def _numbers_read_fast(raw: bytes, number_field: str) -> tuple[str, str] | None:
+    """A payment's or waybill's order number and own number when orjson reads both as text (the
+    order number not empty): the standard library reads the same two strings then, as orjson
+    reads a line as it does or refuses it, but for huge integers, which are not text. None: read
+    the line the full way (`_read_line`)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict:
+        return None
+    order_no, number = value.get("order_no"), value.get(number_field)
+    return (order_no, number) if type(order_no) is str and order_no and type(number) is str else None
+
+
 def _put_line(handle: IO[bytes], char: str, line_no: int, order_no: str, raw: bytes) -> None:
     """A line of an order partition, as read (parsed in pass 2): kind, line number, order number."""
     key = order_no.encode()
@@ -314,6 +330,19 @@ def _lines(path: Path) -> Iterator[tuple[str, int, str, bytes]]:
 def _read_line(raw: bytes, line_no: int) -> Any:
     """A line's JSON value; raises ValueError (UnicodeDecodeError, JSONDecodeError) when malformed."""
     return jsontext.read(raw, lambda: json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8")))
+
+
+def _record(kind: Kind, raw: bytes, line_no: int) -> model.Record:
+    """A line's record: `model.parse_record(kind, _read_line(raw, line_no))`, or its ValueError
+    (malformed) or ValidationFailed. Read by orjson and the quick reading first: a record that
+    reading takes holds only text, objects, lists and nulls, which orjson reads as the standard
+    library does (only huge integers differ, and there are none), so it is the same record;
+    anything else is read the full way, with its exact errors."""
+    try:
+        record = model.quick_record(kind, orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        record = None
+    return record if record is not None else model.parse_record(kind, _read_line(raw, line_no))
 
 
 Piece = tuple[Kind, Path, int, int | None]      # a file's lines starting from byte `start` before byte `end`
@@ -380,7 +409,12 @@ def _partition(pieces: list[Piece], work: Path, k: int, actor: Actor, summary: C
                     if not raw.strip():
                         continue
                     summary.lines[FILE_OF[kind]] += 1
-                    order_no = _order_no_at_sight(raw) if allowed and kind is Kind.ORDER else None
+                    order_no = None
+                    if allowed:
+                        if kind is Kind.ORDER:
+                            order_no = _order_no_at_sight(raw)
+                        elif (numbers := _numbers_read_fast(raw, number_field)) is not None:
+                            order_no, number = numbers
                     if order_no is None:
                         try:
                             obj = _read_line(raw, line_no)
@@ -539,12 +573,10 @@ class _Clearing:
             docs: dict[Kind, list[_Doc]] = {Kind.ORDER: [], Kind.PAYMENT: [], Kind.WAYBILL: []}
             for kind, line_no, raw in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
                 try:
-                    obj = _read_line(raw, line_no)
+                    record = _record(kind, raw, line_no)
                 except ValueError:
                     self.summary.refuse(kind, line_no, [MALFORMED])
                     continue
-                try:
-                    record = model.parse_record(kind, obj)
                 except ValidationFailed as refused:
                     self.summary.refuse(kind, line_no, refused.problems)
                     continue

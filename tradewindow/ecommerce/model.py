@@ -403,6 +403,14 @@ def _quick_waybill(raw: object) -> Waybill | None:
 
 
 PARSERS = {Kind.ORDER: parse_order, Kind.PAYMENT: parse_payment, Kind.WAYBILL: parse_waybill}
+_QUICK = {Kind.ORDER: _quick_order, Kind.PAYMENT: _quick_payment, Kind.WAYBILL: _quick_waybill}
+
+
+def quick_record(kind: Kind, raw: object) -> Record | None:
+    """The quick reading alone: the record `parse_record` gives when `raw` is well formed, None
+    when the full reading must say what is wrong. A record it gives was read from text, objects,
+    lists and nulls only (every value it takes is checked to be text), never from a number."""
+    return _QUICK[kind](raw)
 
 
 def parse_record(kind: Kind, raw: object) -> Record:
@@ -590,7 +598,7 @@ def _in_order(reasons: set[Reason]) -> tuple[Reason, ...]:
 
 
 def _same_text(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    return a == b or " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def quote_request(order: Order, on_date: Any) -> dict[str, Any]:
@@ -657,6 +665,9 @@ def assess(order: Order, payment: Payment, waybill: Waybill, lookup: tariff_mode
 
 # --- limits and the decision ---------------------------------------------------------------------
 
+_TWO_TO_64 = Decimal(2**64)
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """Random inspection of clean parcels: a share drawn by a seeded hash of the order number, so
@@ -669,7 +680,7 @@ class Sampling:
         if self.rate <= 0:
             return False
         digest = hashlib.sha256(f"{self.seed}:{order_no}".encode()).digest()
-        return Decimal(int.from_bytes(digest[:8], "big")) / Decimal(2**64) < self.rate
+        return Decimal(int.from_bytes(digest[:8], "big")) / _TWO_TO_64 < self.rate
 
 
 NO_SAMPLING = Sampling(rate=ZERO)

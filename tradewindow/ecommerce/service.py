@@ -48,7 +48,7 @@ from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.bulk import array_text, insert_records
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
-from tradewindow.platform.ids import new_id
+from tradewindow.platform.ids import new_id, new_ids
 from tradewindow.platform.jobs import handles, periodic
 from tradewindow.platform.jsontext import JsonText
 from tradewindow.platform.money import format_amount, from_minor_units, to_minor_units
@@ -243,7 +243,7 @@ def _settle(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, y
             sampling: model.Sampling, zone: ZoneInfo, lookup: Any, quoter: Any = model.quote_order,
             known: Mapping[Kind, model.Record] | None = None) -> _Decided:
     """A parcel's decision, under its buyer's lock (bonded goods drawn now); `_write_decisions`
-    stores it. `known`: the parcel's documents already parsed, as stored (else read from their
+    gives it its id and stores it. `known`: the parcel's documents already parsed, as stored (else read from their
     bodies)."""
     known = known or {}
     payment = known.get(Kind.PAYMENT) or model.parse_payment(documents["payment_body"])
@@ -253,7 +253,7 @@ def _settle(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, y
     if order.bonded_warehouse and outcome.decision is not Decision.REJECT:
         outcome = _draw_bonded_goods(uow, order, outcome, year_total)
     row = {
-        "buyer_id_number": order.buyer_id_number, "order_no": order.order_no, "id": new_id(),
+        "buyer_id_number": order.buyer_id_number, "order_no": order.order_no, "id": None,
         "year": model.limit_year(order, zone), "waybill_no": waybill.waybill_no,
         "platform_id": documents["platform_id"], "payment_sender_id": documents["payment_sender_id"],
         "logistics_sender_id": documents["logistics_sender_id"], "ordered_at": order.ordered_at,
@@ -278,6 +278,8 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
     if not decided:
         return
     conn, now = uow.conn, utcnow()
+    for d, parcel_id in zip(decided, new_ids(len(decided)), strict=True):
+        d.row["id"] = parcel_id
     insert_records(conn, cbec_parcels, [d.row for d in decided])
     totals: dict[tuple[str, int], list[int]] = {}
     for d in decided:
@@ -285,16 +287,34 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
             key = (d.row["buyer_id_number"], d.row["year"])
             counted = totals.setdefault(key, [0, 0])
             counted[0], counted[1] = d.row["year_total_after_fen"], counted[1] + 1
-    if totals:
+    if totals and uow.dialect == "postgresql":
+        # One statement for all (an executemany sends and runs one per buyer-year); every row
+        # exists (_lock_years made it) and is found by its key, one index probe each (as an
+        # UPDATE ... FROM unnest(...) the planner hashed the whole table for a few hundred).
+        conn.exec_driver_sql(
+            "INSERT INTO cbec_buyer_years AS t (buyer_id_number, year, total_fen, parcels, updated_at) "
+            "SELECT b, y, total, n, %s FROM unnest(%s::varchar[], %s::int[], %s::bigint[], %s::int[]) "
+            "AS k(b, y, total, n) ON CONFLICT (buyer_id_number, year) DO UPDATE SET total_fen = excluded.total_fen, "
+            "parcels = t.parcels + excluded.parcels, updated_at = excluded.updated_at",
+            (now, array_text([b for b, _ in totals]), _int_array(y for _, y in totals),
+             _int_array(t for t, _ in totals.values()), _int_array(n for _, n in totals.values())))
+    elif totals:
         conn.execute(update(cbec_buyer_years).where(
             cbec_buyer_years.c.buyer_id_number == bindparam("b_buyer"), cbec_buyer_years.c.year == bindparam("b_year"))
             .values(total_fen=bindparam("b_total"), parcels=cbec_buyer_years.c.parcels + bindparam("b_parcels"),
                     updated_at=now),
             [{"b_buyer": b, "b_year": y, "b_total": t, "b_parcels": n} for (b, y), (t, n) in totals.items()])
+    ids = new_ids(2 * len(decided))
     record_audits(conn, [audit_record(SYSTEM, "ecommerce.parcel_decided", "cbec_parcel", d.row["order_no"], None,
-                                      d.summary) for d in decided])
+                                      d.summary, record_id) for d, record_id in zip(decided, ids, strict=False)])
     append_events(conn, [event_record(f"ecommerce.parcel_{d.outcome.decision.value}", "cbec_parcel",
-                                      d.row["order_no"], d.summary, d.row["platform_id"]) for d in decided])
+                                      d.row["order_no"], d.summary, d.row["platform_id"], record_id)
+                         for d, record_id in zip(decided, ids[len(decided):], strict=True)])
+
+
+def _int_array(values: Iterable[int]) -> str:
+    """Integers as the text of a PostgreSQL array."""
+    return "{" + ",".join(str(v) for v in values) + "}"
 
 
 def _draw_bonded_goods(uow: UnitOfWork, order: model.Order, outcome: model.Outcome,
@@ -462,22 +482,25 @@ def _parsed_order(documents: Mapping[str, Any]) -> model.Order:
 
 def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Decimal]:
     """The buyers' totals for their years, every row locked until the transaction ends, taken in
-    the sorted order of `keys`."""
+    the order of `keys`, which callers sort (identity numbers, digits and X, sort alike here and in
+    the database's ORDER BY, the sweep's order)."""
     if not keys:
         return {}
     conn, now = uow.conn, utcnow()
     if uow.dialect == "postgresql":
         # The keys as two arrays: two short statements whatever their number (a VALUES list or an
         # IN of thousands of pairs costs more to compile and parse than to run).
-        buyers, years = array_text([b for b, _ in keys]), "{" + ",".join(str(y) for _, y in keys) + "}"
+        buyers, years = array_text([b for b, _ in keys]), _int_array(y for _, y in keys)
         conn.exec_driver_sql(
             "INSERT INTO cbec_buyer_years (buyer_id_number, year, total_fen, parcels, updated_at) "
             "SELECT b, y, 0, 0, %s FROM unnest(%s::varchar[], %s::int[]) AS k(b, y) "
             "ON CONFLICT (buyer_id_number, year) DO NOTHING", (now, buyers, years))
+        # Each row locked by a probe of its own, in the order of `keys` (a join of the table
+        # with the keys was planned as a hash of the whole table while it was small).
         rows = conn.exec_driver_sql(
-            "SELECT t.buyer_id_number, t.year, t.total_fen FROM cbec_buyer_years t "
-            "JOIN unnest(%s::varchar[], %s::int[]) AS k(b, y) ON t.buyer_id_number = k.b AND t.year = k.y "
-            "ORDER BY t.buyer_id_number, t.year FOR UPDATE OF t", (buyers, years))
+            "SELECT t.* FROM unnest(%s::varchar[], %s::int[]) AS k(b, y) CROSS JOIN LATERAL "
+            "(SELECT buyer_id_number, year, total_fen FROM cbec_buyer_years "
+            "WHERE buyer_id_number = k.b AND year = k.y LIMIT 1 FOR UPDATE) AS t", (buyers, years))
         return {(b, y): from_minor_units(total) for b, y, total in rows}
     dialect_insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     conn.execute(dialect_insert(cbec_buyer_years).values(
@@ -510,7 +533,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
             order_taken.update((kind, row[0]) for row in _probe(conn, table, table.c.order_no, orders,
                                                                 table.c.order_no))
     rows: dict[Kind, list[dict]] = {kind: [] for kind in Kind}
-    audits = []
+    audits: list[tuple[Actor, Kind, model.Record]] = []
     outcomes: list[str | Problem] = []
     now = utcnow()
     for (actor, kind, record), sender in zip(records, senders, strict=True):
@@ -534,12 +557,13 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
             row["order_no"] = record.order_no
             order_taken.add((kind, record.order_no))
         rows[kind].append(row)
-        audits.append(audit_record(actor, f"ecommerce.{kind.value}_received", f"cbec_{kind.value}", record.number,
-                                   None, {"order_no": record.order_no}))
+        audits.append((actor, kind, record))
         outcomes.append("created")
     for kind, new in rows.items():
         insert_records(conn, TABLES[kind][0], new)
-    record_audits(conn, audits)
+    record_audits(conn, [audit_record(actor, f"ecommerce.{kind.value}_received", f"cbec_{kind.value}", record.number,
+                                      None, {"order_no": record.order_no}, record_id)
+                         for (actor, kind, record), record_id in zip(audits, new_ids(len(audits)), strict=True)])
     return outcomes
 
 
@@ -614,11 +638,15 @@ def receive_queued(uow: UnitOfWork, bodies: list[Any], sampling: model.Sampling 
     outcomes: list[str | list[Problem]] = [[] for _ in bodies]
     unpacked: list[tuple[Actor, Kind, object]] = []
     where: list[int] = []
+    actors: dict[tuple, Actor] = {}        # a batch comes from a few senders
     for index, body in enumerate(bodies):
         try:
             who = body["actor"]
-            unpacked.append((Actor(user_id=who["user_id"], username=who["username"], role=Role(who["role"]),
-                                   enterprise_id=who["enterprise_id"]), Kind(body["kind"]), body["record"]))
+            key = (who["user_id"], who["username"], who["role"], who["enterprise_id"])
+            actor = actors.get(key)
+            if actor is None:
+                actor = actors[key] = Actor(user_id=key[0], username=key[1], role=Role(key[2]), enterprise_id=key[3])
+            unpacked.append((actor, Kind(body["kind"]), body["record"]))
             where.append(index)
         except (KeyError, TypeError, ValueError):
             outcomes[index] = [Problem("", "malformed_message", "Not a queued e-commerce document.")]

@@ -50,9 +50,10 @@ def append_event(conn: Connection, event_type: str, aggregate_type: str, aggrega
 
 
 def event_record(event_type: str, aggregate_type: str, aggregate_id: str, payload: dict,
-                 owner_enterprise_id: str | None = None) -> dict:
-    """One outbox row, with its id and stamped now, for `append_events`."""
-    return dict(id=new_id(), event_type=event_type, aggregate_type=aggregate_type,
+                 owner_enterprise_id: str | None = None, record_id: str | None = None) -> dict:
+    """One outbox row, with its id and stamped now, for `append_events`; `record_id`: its id when
+    made ahead (`ids.new_ids`, in order, cheaper by the hundred)."""
+    return dict(id=record_id or new_id(), event_type=event_type, aggregate_type=aggregate_type,
                 aggregate_id=aggregate_id, owner_enterprise_id=owner_enterprise_id,
                 payload=payload, created_at=utcnow())
 

@@ -24,6 +24,7 @@ subject `cbec.dead.<partition>` (stream TW_CBEC_DEAD), or the job queue's dead s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ log = logging.getLogger("tradewindow.cbec.stream")
 STREAM, SUBJECTS = "TW_CBEC", "cbec.records"
 DEAD_STREAM, DEAD_SUBJECTS = "TW_CBEC_DEAD", "cbec.dead"
 MAX_DELIVERIES = 10
+STATUS = "Status"       # the header of a status message answering a pull request (NATS/1.0 404 ...)
 
 
 def partition(record: model.Record, partitions: int) -> int:
@@ -100,7 +102,7 @@ class CbecStream:
     """The e-commerce stream on NATS JetStream."""
 
     def __init__(self, url: str, partitions: int = 8, ack_wait: timedelta = timedelta(seconds=30),
-                 duplicate_window: timedelta = timedelta(hours=1), fetch_timeout: float = 0.2) -> None:
+                 duplicate_window: timedelta = timedelta(hours=1), fetch_timeout: float = 5.0) -> None:
         from nats.js import api  # nats-py only where used
 
         from tradewindow.platform.nats_queue import NatsConnection
@@ -112,7 +114,7 @@ class CbecStream:
             storage=api.StorageType.FILE, duplicate_window=duplicate_window.total_seconds()))
         self.conn.ensure_stream(api.StreamConfig(
             name=DEAD_STREAM, subjects=[f"{DEAD_SUBJECTS}.>"], storage=api.StorageType.FILE))
-        self._subscriptions: dict[int, Any] = {}
+        self._consumers: dict[int, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -134,25 +136,62 @@ class CbecStream:
 
     # --- consuming -------------------------------------------------------------------------------
 
-    def _subscription(self, k: int) -> Any:
+    def _consumer(self, k: int) -> str:
+        """The subject a pull request for partition k goes to: its durable consumer's (`cbec-p<k>`,
+        made on first use if no worker made it before)."""
         from nats.js import api
+        from nats.js.errors import BadRequestError, NotFoundError
 
         with self._lock:
-            if k not in self._subscriptions:
-                config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.ack_wait.total_seconds(),
+            if k not in self._consumers:
+                durable = f"cbec-p{k}"
+                config = api.ConsumerConfig(durable_name=durable, filter_subject=f"{SUBJECTS}.{k}",
+                                            ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.ack_wait.total_seconds(),
                                             max_deliver=-1, max_ack_pending=-1)
-                self._subscriptions[k] = self.conn.run(self.conn.js.pull_subscribe(
-                    f"{SUBJECTS}.{k}", durable=f"cbec-p{k}", stream=STREAM, config=config))
-            return self._subscriptions[k]
+
+                async def ensure() -> None:
+                    try:
+                        await self.conn.js.consumer_info(STREAM, durable)
+                    except NotFoundError:
+                        try:
+                            await self.conn.js.add_consumer(STREAM, config)
+                        except BadRequestError:     # made meanwhile by another worker
+                            await self.conn.js.consumer_info(STREAM, durable)
+                self.conn.run(ensure())
+                self._consumers[k] = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{durable}"
+            return self._consumers[k]
 
     def _fetch(self, k: int, batch: int) -> list[Any]:
-        subscription = self._subscription(k)
+        """Up to `batch` messages waiting on partition k: one pull request the server answers at
+        once (no_wait: the messages there are, then, if fewer than asked, a status message that
+        ends the request), taken by a callback into a list. nats-py's own fetch awaits each
+        message with a task and a timer of its own: a tenth of a worker's CPU. A message that
+        arrives after `fetch_timeout` (the server slow to answer) is delivered again later."""
+        subject, nc = self._consumer(k), self.conn.nc
 
         async def fetch() -> list[Any]:
+            taken: list[Any] = []
+            over = asyncio.get_running_loop().create_future()
+
+            async def take(msg: Any) -> None:
+                if msg.headers and msg.headers.get(STATUS):      # 404 no messages, 408, 409: the end
+                    if not over.done():
+                        over.set_result(None)
+                    return
+                taken.append(msg)
+                if len(taken) >= batch and not over.done():
+                    over.set_result(None)
+            subscription = await nc.subscribe(nc.new_inbox(), cb=take)
             try:
-                return await subscription.fetch(batch, timeout=self.fetch_timeout)
-            except TimeoutError:
-                return []
+                await nc.publish(subject, json.dumps({"batch": batch, "no_wait": True}).encode(),
+                                 reply=subscription.subject)
+                try:
+                    await asyncio.wait_for(over, self.fetch_timeout)
+                except TimeoutError:
+                    pass
+            finally:
+                await subscription.unsubscribe()
+            return taken
         return self.conn.run(fetch())
 
     def run_once(self, uow: UnitOfWork, partitions: list[int] | None = None, batch: int = 1000,
@@ -231,7 +270,7 @@ class CbecStream:
                 self.conn.run(self.conn.js.delete_stream(name))
             except NotFoundError:
                 pass
-        self._subscriptions.clear()
+        self._consumers.clear()
 
     def close(self) -> None:
         self.conn.close()

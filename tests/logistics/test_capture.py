@@ -4,11 +4,14 @@ when anything is wrong, and only with the schema configured."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.logistics.conftest import CONTAINER, WAGON, document, event, train
 from tradewindow.logistics import model, service
 from tradewindow.logistics.tables import containment
+from tradewindow.platform.bulk import array_text
 from tradewindow.platform.errors import Forbidden, Problems, ValidationFailed
 
 
@@ -143,3 +146,10 @@ def test_equipment_packed_before_its_consignment_is_reported_is_followed_inside_
     with carriers.uow.read() as conn:      # the bag stays on the flatrack, the container left it
         rows = {tuple(r.children): r.holds_equipment for r in conn.execute(select(containment))}
     assert rows == {(bag,): False, (CONTAINER,): True}
+
+
+@given(st.lists(st.one_of(st.text(max_size=12),
+                          st.sampled_from(["NULL", "nUll", "urn:epc:id:sgtin:1.2.3", "a,b", "{x}", "ur n:x"])),
+                max_size=8))
+def test_the_look_up_lists_are_the_array_literals_copy_writes(values):
+    assert service._array_literal(values) == array_text(values)

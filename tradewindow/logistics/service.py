@@ -608,10 +608,11 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
     """Conditions a containment row holds one of `epcs` among its children. On PostgreSQL through
     the aggregation events that name them, found by the GIN index of their EPC lists (GIN_KEYS
     EPCs a scan), and the rows those events made; elsewhere by reading the rows' lists."""
-    values = sorted(set(epcs))
-    if not values:
+    distinct = set(epcs)
+    if not distinct:
         return
     if conn.dialect.name == "postgresql":
+        values = list(distinct)      # unsorted: each key is its own descent of the index anyway
         naming: set[str] = set()
         # Compared row by row, `lists && many` costs the product of their lengths: the planner,
         # which cannot know that, may prefer reading a small table whole. Only the index scan (a
@@ -623,6 +624,7 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
         conn.exec_driver_sql("SET LOCAL enable_seqscan TO DEFAULT")
         yield from _among(conn, containment.c.event_pk, naming)
         return
+    values = sorted(distinct)
     for start in range(0, len(values), CHUNK):
         yield _any_element(containment.c.children, lambda value, chunk=values[start:start + CHUNK]: value.in_(chunk))
 

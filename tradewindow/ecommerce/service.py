@@ -23,6 +23,7 @@ to customs officers only, masked to everyone else and in audit records and event
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,7 +43,7 @@ from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
 from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
-from tradewindow.platform import jsontext
+from tradewindow.platform import caches, jsontext
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.bulk import array_text, insert_records
@@ -381,7 +382,6 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
     zone = _zone()
     wanted = sorted(set(order_nos))
     decided = 0
-    quotes = QuoteCache()      # for this call's chunks (a tariff change: the next call)
     known = known or {}
     for start in range(0, len(wanted), CHUNK):
         with uow.transaction() as conn:
@@ -396,6 +396,7 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
             done = {row[0] for row in _probe(conn, cbec_parcels, cbec_parcels.c.order_no,
                                              [o.order_no for o, _ in ready], cbec_parcels.c.order_no)}
             lookup = tariff_service.tariff_lookup(uow)     # on this transaction's connection
+            quotes = _quote_cache(uow, lookup)
             settled = []
             for order, documents in ready:
                 if order.order_no in done:
@@ -478,6 +479,22 @@ def _parsed_order(documents: Mapping[str, Any]) -> model.Order:
     order = documents["known"].get(Kind.ORDER) or model.parse_order(documents["order_body"])
     assert isinstance(order, model.Order)
     return order
+
+
+# The quotes of the stream's batches, kept from batch to batch while the tariff version stays the
+# same (an import makes a new version, and a new cache): a worker asks the same quotes again and
+# again, and a cache per batch computed a third of its parcels' quotes afresh. One per thread (a
+# QuoteCache is not shared between threads) and database.
+_quotes: dict[int, tuple[tuple, QuoteCache]] = {}
+caches.register(_quotes.clear)
+
+
+def _quote_cache(uow: UnitOfWork, lookup: tariff_service.DatabaseTariff) -> QuoteCache:
+    key, thread = (id(uow.engine), lookup.version), threading.get_ident()
+    held = _quotes.get(thread)
+    if held is None or held[0] != key:
+        held = _quotes[thread] = (key, QuoteCache())
+    return held[1]
 
 
 def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Decimal]:

@@ -85,6 +85,11 @@ class DatabaseTariff:
         self.conn = conn
         self._snapshot = _snapshot(conn)
 
+    @property
+    def version(self) -> tuple:
+        """The tariff version read: what a cache of quotes made from this lookup is valid for."""
+        return self._snapshot.version
+
     def line(self, code: str) -> LineMeasures | None:
         lines = self._snapshot.lines
         if code not in lines:

@@ -14,6 +14,7 @@ from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.jobs import DatabaseJobQueue
 from tradewindow.platform.settings import get_settings
 from tradewindow.platform.worker import Worker
+from tradewindow.tariff import service as tariff
 
 
 def ndjson(*lines: dict) -> str:
@@ -110,3 +111,23 @@ def test_a_buyers_records_share_a_partition():
     payment = parse_record(Kind.PAYMENT, parcel.payment)
     assert stream.partition(order, 8) == stream.partition(payment, 8)
     assert stream.message_id(Kind.ORDER, order) == f"order:{parcel.order_no}"
+
+
+def test_a_worker_keeps_its_quotes_between_batches_but_sees_a_tariff_import(cbec_world, uow, db):
+    """The quotes a worker has made serve its next batches while the tariff stays the same; a
+    schedule imported between two batches is applied to the next one."""
+    queue = stream.DatabaseRecordQueue(lambda: UnitOfWork(db))
+
+    def decided(parcel: Parcel) -> dict:
+        for kind, who, raw in ((Kind.ORDER, "platform", parcel.order), (Kind.PAYMENT, "payment", parcel.payment),
+                               (Kind.WAYBILL, "logistics", parcel.waybill)):
+            queue.publish(cbec_world[who], kind, raw, parse_record(kind, raw))
+        assert queue.run_once(uow) == 3
+        return service.get_parcel(uow, cbec_world["customs_officer"], parcel.order_no)["result"]
+
+    assert decided(Parcel())["vat"] == decided(Parcel())["vat"] == "18.90"        # 300 × 9 % × 70 %
+    schedule = tariff.export_schedule(uow)
+    raised = schedule.replace("04022100,vat,,,,,,,,0.09,", "04022100,vat,,,,,,,,0.13,")
+    assert raised != schedule
+    tariff.import_schedule(uow, cbec_world["customs_officer"], raised)
+    assert decided(Parcel())["vat"] == "27.30"                                    # 300 × 13 % × 70 %

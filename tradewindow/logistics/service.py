@@ -281,8 +281,12 @@ def _enterprise_names(uow: UnitOfWork, ids: Iterable[str]) -> dict[str, dict]:
 def _stops(uow: UnitOfWork, consignment_id: str) -> list[StopState]:
     rows = uow.conn.execute(select(route_stops).where(route_stops.c.consignment_id == consignment_id)
                             .order_by(route_stops.c.seq)).mappings()
-    return [StopState(r["locode"], r["planned_arrival"], r["planned_departure"], r["actual_arrival"],
-                      r["actual_departure"]) for r in rows]
+    return [_stop_state(r) for r in rows]
+
+
+def _stop_state(row: Mapping[str, Any]) -> StopState:
+    return StopState(row["locode"], row["planned_arrival"], row["planned_departure"], row["actual_arrival"],
+                     row["actual_departure"])
 
 
 # --- EPCIS capture --------------------------------------------------------------------------------
@@ -335,6 +339,27 @@ class _Capture:
     # equipment (its keys: the capture's set of known equipment EPCs); every EPC looked up so far.
     units_by_epc: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     looked_up: set[str] = field(default_factory=set)
+
+    def load_many(self, uow: UnitOfWork, consignment_ids: Iterable[str]) -> None:
+        """Read the consignments not read yet (their heads, equipment and stops) in three
+        queries for all rather than three each."""
+        missing = sorted(set(consignment_ids) - self.consignments.keys())
+        conn = uow.conn
+        for start in range(0, len(missing), CHUNK):
+            ids = missing[start:start + CHUNK]
+            heads = {r["id"]: dict(r) for r in conn.execute(
+                select(consignments).where(consignments.c.id.in_(ids))).mappings()}
+            units: dict[str, dict[str, dict]] = {i: {} for i in ids}
+            for r in conn.execute(select(equipment).where(equipment.c.consignment_id.in_(ids))).mappings():
+                units[r["consignment_id"]][r["number"]] = dict(r)
+            stops: dict[str, list[StopState]] = {i: [] for i in ids}
+            for r in conn.execute(select(route_stops).where(route_stops.c.consignment_id.in_(ids))
+                                  .order_by(route_stops.c.consignment_id, route_stops.c.seq)).mappings():
+                stops[r["consignment_id"]].append(_stop_state(r))
+            for consignment_id in ids:
+                head = heads[consignment_id]
+                self.consignments[consignment_id] = _Tracked(head, stops[consignment_id], units[consignment_id],
+                                                             head["status"])
 
     def load(self, uow: UnitOfWork, consignment_id: str) -> _Tracked:
         if consignment_id not in self.consignments:
@@ -569,6 +594,7 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
         for start in range(0, len(ordered), APPLY_CHUNK):
             chunk = ordered[start:start + APPLY_CHUNK]
             state.prepare(conn, [fact for _, fact in chunk])
+            state.load_many(uow, {c for units in state.units_by_epc.values() for c, _, _ in units})
             for pk, fact in chunk:
                 if fact.type == "AggregationEvent":
                     state.contain(pk, fact)

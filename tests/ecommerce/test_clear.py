@@ -20,6 +20,7 @@ from tradewindow.ecommerce import bulk, generate, model, service
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform import jsontext
 from tradewindow.platform.auth import SYSTEM
+from tradewindow.platform.money import from_minor_units, to_minor_units
 
 SAMPLING = model.Sampling(rate=model.Decimal("0.05"), seed="test")
 TABLES = (cbec_orders, cbec_payments, cbec_waybills, cbec_parcels, cbec_buyer_years)
@@ -328,6 +329,21 @@ def test_a_payments_numbers_read_fast_are_the_ones_the_standard_library_reads(va
     expected = json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))
     assert seen == (expected["order_no"], expected["payment_no"])
     assert type(expected["order_no"]) is str and expected["order_no"] and type(expected["payment_no"]) is str
+
+
+@settings(max_examples=500, deadline=None)
+@given(units=st.integers(-10**20, 10**20), amount=st.decimals(allow_nan=False, allow_infinity=False, places=3)
+       | st.decimals(allow_nan=False, allow_infinity=False))
+def test_the_batchs_fen_conversions_are_the_money_modules(units, amount):
+    """bulk converts CNY amounts to fen and back per parcel without looking up the currency's
+    places: the same numbers, written the same, or the same refusal, as platform.money's."""
+    def converted(convert, value):
+        try:
+            return repr(convert(value))
+        except (ValueError, ArithmeticError) as refused:
+            return type(refused)
+    assert converted(bulk._to_fen, amount) == converted(to_minor_units, amount)
+    assert converted(bulk._from_fen, units) == converted(from_minor_units, units)
 
 
 _odd_values = st.one_of(

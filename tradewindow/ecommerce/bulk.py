@@ -40,6 +40,7 @@ import os
 import re
 import resource
 import shutil
+import struct
 import tempfile
 import time
 import zlib
@@ -48,6 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -81,6 +83,7 @@ PROGRESS_BYTES = 1 << 20            # pass 1 reports what it read by the megabyt
 KINDS = tuple(Kind)     # iterating the enum itself costs a generator each time
 KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
+KIND_SLOT = {KIND_CHAR[kind]: slot for slot, kind in enumerate(KINDS)}
 NUMBER_FIELD = {Kind.ORDER: "order_no", Kind.PAYMENT: "payment_no", Kind.WAYBILL: "waybill_no"}
 ORDER_COLUMNS = ("order_no", "buyer_id_number", "ordered_at", "sender_id", "body", "received_at")
 DOC_COLUMNS = {Kind.PAYMENT: ("payment_no", "order_no", "sender_id", "body", "received_at"),
@@ -220,12 +223,32 @@ class _Ids:
         return self.prefix + _PAIRS[n >> 20] + _PAIRS[(n >> 10) & 1023] + _PAIRS[n & 1023]
 
 
+_CENT = Decimal("0.01")
+
+
+def _to_fen(amount: Decimal) -> int:
+    """`money.to_minor_units(amount)` in CNY (the currency of every amount here), without the
+    look-up of the currency's places: a third of the time, per parcel (a test holds them equal)."""
+    scaled = amount.scaleb(2)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} CNY is not a whole number of minor units")
+    return int(scaled)
+
+
+def _from_fen(units: int) -> Decimal:
+    """`money.from_minor_units(units)` in CNY (a test holds them equal)."""
+    return Decimal(units).scaleb(-2).quantize(_CENT)
+
+
+@lru_cache(maxsize=1 << 16)
 def _fen(value: int) -> str:
-    """An amount in fen as the system writes amounts ("53846.25")."""
+    """An amount in fen as the system writes amounts ("53846.25"); the amounts of a festival's
+    parcels repeat, so each is written once."""
     return f"-{_fen(-value)}" if value < 0 else f"{value // 100}.{value % 100:02d}"
 
 
 _json_string = json.encoder.encode_basestring      # as json.dumps(..., ensure_ascii=False) writes a str
+_masked = lru_cache(maxsize=1 << 14)(model.mask_id)  # a buyer's parcels are decided one after another
 
 
 def _result_text(order_no: str, waybill_no: str, buyer: str, decision: str, reasons_text: str,
@@ -236,7 +259,7 @@ def _result_text(order_no: str, waybill_no: str, buyer: str, decision: str, reas
     e = _json_string
     value, duty, ctax, vat, total, after = fen
     return (f'{{"order_no": {e(order_no)}, "waybill_no": {e(waybill_no)}, '
-            f'"buyer_id_number": {e(model.mask_id(buyer))}, '
+            f'"buyer_id_number": {e(_masked(buyer))}, '
             f'"decision": "{decision}", "reasons": {reasons_text}, "customs_value": "{_fen(value)}", '
             f'"duty": "{_fen(duty)}", "consumption_tax": "{_fen(ctax)}", "vat": "{_fen(vat)}", '
             f'"total_tax": "{_fen(total)}", "buyer_year_total_after": "{_fen(after)}"}}\n')
@@ -306,24 +329,24 @@ def _numbers_read_fast(raw: bytes, number_field: str) -> tuple[str, str] | None:
     return (order_no, number) if type(order_no) is str and order_no and type(number) is str else None
 
 
+_LINE_HEAD = struct.Struct("<BIII")     # kind char, line number, sizes of the order number and of the line
+
+
 def _put_line(handle: IO[bytes], char: str, line_no: int, order_no: str, raw: bytes) -> None:
     """A line of an order partition, as read (parsed in pass 2): kind, line number, order number."""
     key = order_no.encode()
-    handle.write(b"%s%s%s%s%s" % (char.encode(), line_no.to_bytes(4, "little"), len(key).to_bytes(4, "little"),
-                                  len(raw).to_bytes(4, "little"), key))
+    handle.write(_LINE_HEAD.pack(ord(char), line_no, len(key), len(raw)) + key)
     handle.write(raw)
 
 
 def _lines(path: Path) -> Iterator[tuple[str, int, str, bytes]]:
     data = path.read_bytes()
     at, end = 0, len(data)
+    head, head_size = _LINE_HEAD.unpack_from, _LINE_HEAD.size
     while at < end:
-        char = chr(data[at])
-        line_no = int.from_bytes(data[at + 1:at + 5], "little")
-        key_size = int.from_bytes(data[at + 5:at + 9], "little")
-        size = int.from_bytes(data[at + 9:at + 13], "little")
-        at += 13
-        yield char, line_no, data[at:at + key_size].decode(), data[at + key_size:at + key_size + size]
+        char, line_no, key_size, size = head(data, at)
+        at += head_size
+        yield chr(char), line_no, data[at:at + key_size].decode(), data[at + key_size:at + key_size + size]
         at += key_size + size
 
 
@@ -560,32 +583,39 @@ class _Clearing:
 
     # --- pass 2
     def match(self, index: int, losers: set[tuple[str, int]], buyers: list[IO[bytes]], bonded: IO[str]) -> None:
-        groups: dict[str, list[tuple[Kind, int, bytes]]] = {}
+        groups: dict[str, tuple[list[tuple[int, bytes]], ...]] = {}     # an order's lines by kind (KINDS)
         for path in sorted(self.work.glob(f"o{index}_*")):
             for char, line_no, order_no, raw in _lines(path):
-                groups.setdefault(order_no, []).append((CHAR_KIND[char], line_no, raw))
+                group = groups.get(order_no)
+                if group is None:
+                    group = groups[order_no] = ([], [], [])
+                group[KIND_SLOT[char]].append((line_no, raw))
             path.unlink()
         to_buyers: dict[int, list[tuple]] = {}
         order_nos = sorted(groups)
         parsed: dict[str, dict[Kind, list[_Doc]]] = {}
         numbers: dict[Kind, list[str]] = {Kind.PAYMENT: [], Kind.WAYBILL: []}
         for order_no in order_nos:
-            docs: dict[Kind, list[_Doc]] = {Kind.ORDER: [], Kind.PAYMENT: [], Kind.WAYBILL: []}
-            for kind, line_no, raw in sorted(groups.pop(order_no), key=lambda g: (g[0] is not Kind.ORDER, g[1])):
-                try:
-                    record = _record(kind, raw, line_no)
-                except ValueError:
-                    self.summary.refuse(kind, line_no, [MALFORMED])
-                    continue
-                except ValidationFailed as refused:
-                    self.summary.refuse(kind, line_no, refused.problems)
-                    continue
-                if (KIND_CHAR[kind], line_no) in losers:
-                    self.summary.refuse(kind, line_no, [_duplicate(kind, record.number)])
-                    continue
-                docs[kind].append(_Doc(kind, line_no, record, model.canonical_text(record)))
-                if kind is not Kind.ORDER:
-                    numbers[kind].append(record.number)
+            docs: dict[Kind, list[_Doc]] = {}
+            for kind, lines in zip(KINDS, groups.pop(order_no), strict=True):
+                docs[kind] = kind_docs = []
+                if len(lines) > 1:
+                    lines.sort()        # by line number: the first of a kind in its file stands
+                for line_no, raw in lines:
+                    try:
+                        record = _record(kind, raw, line_no)
+                    except ValueError:
+                        self.summary.refuse(kind, line_no, [MALFORMED])
+                        continue
+                    except ValidationFailed as refused:
+                        self.summary.refuse(kind, line_no, refused.problems)
+                        continue
+                    if losers and (KIND_CHAR[kind], line_no) in losers:
+                        self.summary.refuse(kind, line_no, [_duplicate(kind, record.number)])
+                        continue
+                    kind_docs.append(_Doc(kind, line_no, record, model.canonical_text(record)))
+                    if kind is not Kind.ORDER:
+                        numbers[kind].append(record.number)
             parsed[order_no] = docs
         now = self._time(utcnow())
         waiting_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
@@ -616,10 +646,11 @@ class _Clearing:
                            for kind in KINDS}
                 assessment = model.assess(order, standing[Kind.PAYMENT], standing[Kind.WAYBILL],  # type: ignore[arg-type]
                                           self.lines, self.zone, self.quotes)
-                candidate = (order.buyer_id_number, order.ordered_at.isoformat(), order.order_no,  # type: ignore[union-attr]
+                ordered_at = rows[Kind.ORDER][2] if Kind.ORDER in rows else self._time(order.ordered_at)  # type: ignore[union-attr]
+                candidate = (order.buyer_id_number, ordered_at, order.order_no,  # type: ignore[union-attr]
                              model.limit_year(order, self.zone), tuple(r.value for r in assessment.reasons),  # type: ignore[arg-type]
-                             to_minor_units(assessment.customs_value), to_minor_units(assessment.duty),
-                             to_minor_units(assessment.consumption_tax), to_minor_units(assessment.vat),
+                             _to_fen(assessment.customs_value), _to_fen(assessment.duty),
+                             _to_fen(assessment.consumption_tax), _to_fen(assessment.vat),
                              standing[Kind.WAYBILL].number, senders[Kind.ORDER], senders[Kind.PAYMENT],
                              senders[Kind.WAYBILL],
                              {KIND_CHAR[kind]: row for kind, row in rows.items()})
@@ -637,12 +668,17 @@ class _Clearing:
         batch), and the new ones to store; repeats counted, duplicates refused."""
         standing: dict[Kind, Any] = {}
         new: dict[Kind, _Doc] = {}
-        sender_of = {Kind.ORDER: None}
         for kind in KINDS:
-            for doc in docs[kind]:
+            kind_docs = docs[kind]
+            if len(kind_docs) == 1 and not stored.by_number[kind] and not stored.by_order[kind]:
+                # the common case, as the loop below decides it: one document, nothing stored to meet
+                new[kind] = kind_docs[0]
+                standing[kind] = kind_docs[0].record
+                self.summary.accepted[FILE_OF[kind]] += 1
+                continue
+            for doc in kind_docs:
                 record = doc.record
                 sender = self._sender(kind, record) if kind is Kind.ORDER else self.actor.enterprise_id
-                sender_of[kind] = sender
                 held = stored.by_number[kind].get(record.number)
                 problem = None
                 if held is not None:
@@ -687,15 +723,19 @@ class _Clearing:
             return
         entries.sort(key=lambda e: (e[0], e[1], e[2]))
         candidates = []
+        reasons_of: dict[tuple[str, ...], tuple[Reason, ...]] = {}
         for e in entries:
-            assessment = model.Assessment(tuple(Reason(r) for r in e[4]), from_minor_units(e[5]))
+            reasons = reasons_of.get(e[4])
+            if reasons is None:
+                reasons = reasons_of[e[4]] = tuple(Reason(r) for r in e[4])
+            assessment = model.Assessment(reasons, _from_fen(e[5]))
             candidates.append(model.Candidate(e[2], e[0], datetime.fromisoformat(e[1]), assessment, e[3]))
         now = utcnow()
         stamp = self._time(now)     # text: COPY takes it as is (a datetime is dumped again for every row)
         with self.uow.transaction() as conn:
             keys = sorted({(e[0], e[3]) for e in entries})
             totals = self._year_totals(conn, keys)
-            outcomes = model.decide_batch(candidates, {k: from_minor_units(v) for k, v in totals.items()},
+            outcomes = model.decide_batch(candidates, {k: _from_fen(v) for k, v in totals.items()},
                                           self.sampling)
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows = []
@@ -708,8 +748,8 @@ class _Clearing:
                     doc_rows[CHAR_KIND[char]].append(row)
                 decision = outcome.decision.value
                 reasons, reasons_text = self._reasons(outcome.reasons)
-                counted_fen = to_minor_units(outcome.counted)
-                after = to_minor_units(outcome.year_total_after)
+                counted_fen = _to_fen(outcome.counted)
+                after = _to_fen(outcome.year_total_after)
                 key = (buyer, year)
                 slot = counted.setdefault(key, [totals.get(key, 0), 0])
                 if counted_fen:

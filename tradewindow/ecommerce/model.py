@@ -646,9 +646,8 @@ def assess(order: Order, payment: Payment, waybill: Waybill, lookup: tariff_mode
     value = order.customs_value
     if value > CBEC_ORDER_LIMIT and not order.single_indivisible_item:
         reasons.add(Reason.ORDER_LIMIT_EXCEEDED)
-    assessment = Assessment(_in_order(reasons), value)
     if reasons & {Reason.UNKNOWN_TARIFF_CODE, Reason.ORDER_LIMIT_EXCEEDED}:
-        return assessment
+        return Assessment(_in_order(reasons), value)
     try:
         quote = quoter(order, on_date, lookup)
     except ValidationFailed as refused:

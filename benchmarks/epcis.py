@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/epcis.py [--events 1000000] [--batch 1000] [--queries 500]
                                          [--parcels 25] [--senders 1] [--schema PATH] [--profile FILE]
 
-Starts a throwaway PostgreSQL cluster, registers the trains (one consignment each: wagons, each
+Starts a throwaway PostgreSQL cluster (sized as the other benchmarks':
+tests.support.postgres.SIZED_FOR_BENCHMARKS), registers the trains (one consignment each: wagons, each
 carrying two containers with an e-lock; planned route Chongqing Tuanjiecun -> Alashankou -> Dostyk
 -> Malaszewicze -> Duisburg) and then
   1. captures `--events` EPCIS 2.0 events through the real capture path (`service.capture`: schema,
@@ -56,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from stdnum import iso6346  # noqa: E402
 
-from tests.support.postgres import running_cluster  # noqa: E402
+from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
 from tradewindow.logistics import model, service  # noqa: E402
 from tradewindow.logistics.schema import compile_schema  # noqa: E402
 from tradewindow.migrations import upgrade  # noqa: E402
@@ -388,7 +389,8 @@ def main() -> None:
     validate_rate = sum(len(d["epcisBody"]["eventList"]) for d in sample) / (time.process_time() - started)
     del sample
 
-    with running_cluster() as cluster, tempfile.TemporaryDirectory(prefix="tw-epcis-bench-") as scratch:
+    with (running_cluster(SIZED_FOR_BENCHMARKS) as cluster,
+          tempfile.TemporaryDirectory(prefix="tw-epcis-bench-") as scratch):
         url = cluster.create_database("bench_capture")
         engine = make_engine(url)
         upgrade(engine)

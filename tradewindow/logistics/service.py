@@ -175,9 +175,13 @@ def _register(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
             conn.execute(insert(seals).values(id=new_id(), equipment_id=unit_id, number=seal.number,
                                               kind=seal.kind.value, status="intact", recorded_at=now,
                                               event_pk=None))
-    # Events captured before the consignment was reported may have packed its equipment already.
-    for where in _holding_any(conn, [unit.epc for unit in plan.equipment]):
-        conn.execute(update(containment).where(where, containment.c.holds_equipment.is_(False))
+    # Events captured before the consignment was reported may have packed its equipment already
+    # (on PostgreSQL `_holding_any` finds every row of the events naming it: the row's own list
+    # says which holds it).
+    epcs = [unit.epc for unit in plan.equipment]
+    own = [containment.c.children.op("&&")(_text_array(epcs))] if conn.dialect.name == "postgresql" else []
+    for where in _holding_any(conn, epcs):
+        conn.execute(update(containment).where(where, *own, containment.c.holds_equipment.is_(False))
                      .values(holds_equipment=True))
     view = _view(uow, consignment_id)
     uow.audit(actor, "logistics.consignment_reported", "consignment", consignment_id, None,

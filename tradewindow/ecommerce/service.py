@@ -499,8 +499,7 @@ def _quote_cache(uow: UnitOfWork, lookup: tariff_service.DatabaseTariff) -> Quot
 
 def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Decimal]:
     """The buyers' totals for their years, every row locked until the transaction ends, taken in
-    the order of `keys`, which callers sort (identity numbers, digits and X, sort alike here and in
-    the database's ORDER BY, the sweep's order)."""
+    the sorted order of `keys`."""
     if not keys:
         return {}
     conn, now = uow.conn, utcnow()
@@ -512,11 +511,12 @@ def _lock_years(uow: UnitOfWork, keys: list[tuple[str, int]]) -> dict[tuple[str,
             "INSERT INTO cbec_buyer_years (buyer_id_number, year, total_fen, parcels, updated_at) "
             "SELECT b, y, 0, 0, %s FROM unnest(%s::varchar[], %s::int[]) AS k(b, y) "
             "ON CONFLICT (buyer_id_number, year) DO NOTHING", (now, buyers, years))
-        # Each row locked by a probe of its own, in the order of `keys` (a join of the table
-        # with the keys was planned as a hash of the whole table while it was small).
+        # Each row locked by a probe of its own (a join of the table with the keys was planned
+        # as a hash of the whole table while it was small), in the database's order of the
+        # keys: the order in which the sweep (decide_pending) takes them too.
         rows = conn.exec_driver_sql(
-            "SELECT t.* FROM unnest(%s::varchar[], %s::int[]) AS k(b, y) CROSS JOIN LATERAL "
-            "(SELECT buyer_id_number, year, total_fen FROM cbec_buyer_years "
+            "SELECT t.* FROM (SELECT b, y FROM unnest(%s::varchar[], %s::int[]) AS u(b, y) ORDER BY b, y) AS k "
+            "CROSS JOIN LATERAL (SELECT buyer_id_number, year, total_fen FROM cbec_buyer_years "
             "WHERE buyer_id_number = k.b AND year = k.y LIMIT 1 FOR UPDATE) AS t", (buyers, years))
         return {(b, y): from_minor_units(total) for b, y, total in rows}
     dialect_insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert

@@ -305,6 +305,17 @@ class _Tracked:
     status: str
     stops_changed: bool = False
     changed_units: set[str] = field(default_factory=set)
+    # Read once from `head` and `units` (neither changes during a capture): the temperature
+    # range, and the numbers each wagon, barge or flight carries.
+    temperature: tuple[Decimal | None, Decimal | None] = (None, None)
+    carrying: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.temperature = (model.parse_number(self.head["temperature_min"]),
+                            model.parse_number(self.head["temperature_max"]))
+        for number, unit in self.units.items():
+            if unit["carried_on"] is not None:
+                self.carrying.setdefault(unit["carried_on"], set()).add(number)
 
 
 @dataclass(slots=True)
@@ -775,7 +786,7 @@ def _track(uow: UnitOfWork, state: _Capture, pk: str, fact: EventFacts) -> None:
     for consignment_id, numbers in by_consignment.items():
         tracked = state.load(uow, consignment_id)
         # What a wagon, barge or flight carries goes where it goes.
-        numbers |= {n for n, u in tracked.units.items() if u["carried_on"] in numbers}
+        numbers |= {n for carrier in numbers & tracked.carrying.keys() for n in tracked.carrying[carrier]}
         _monitor(uow, state, tracked, pk, fact, numbers, direct[consignment_id])
 
 
@@ -783,9 +794,8 @@ def _monitor(uow: UnitOfWork, state: _Capture, tracked: _Tracked, pk: str, fact:
              numbers: set[str], direct: set[str]) -> None:
     head = tracked.head
     before = {number: _unit_state(tracked.units[number]) for number in sorted(numbers)}
-    temperature = (model.parse_number(head["temperature_min"]), model.parse_number(head["temperature_max"]))
     result = model.assess(state.rules, head["transport_document"], tracked.stops, list(before.values()), direct,
-                          fact, temperature)
+                          fact, tracked.temperature)
     state.links.extend((tracked.units[number]["id"], pk, head["id"], number in direct) for number in before)
     if result.stops != tracked.stops:
         tracked.stops = result.stops

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -135,11 +136,13 @@ class ClearSummary:
         taxes = tuple(to_minor_units(Decimal(result[name])) for name in TAX_NAMES)
         self.count_decided(result["decision"], result["reasons"], taxes)  # type: ignore[arg-type]
 
-    def count_decided(self, decision: str, reasons: list[str], taxes: tuple[int, int, int, int]) -> None:
-        """Count a decision, its reasons and its duty, consumption tax, VAT and total in fen."""
-        self.decisions[decision] += 1
+    def count_decided(self, decision: str, reasons: list[str], taxes: tuple[int, int, int, int],
+                      parcels: int = 1) -> None:
+        """Count a decision, its reasons and its duty, consumption tax, VAT and total in fen (of
+        `parcels` parcels decided alike: the taxes are their sums)."""
+        self.decisions[decision] += parcels
         for reason in reasons:
-            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+            self.reasons[reason] = self.reasons.get(reason, 0) + parcels
         if decision != Decision.REJECT.value:
             for name, fen in zip(TAX_NAMES, taxes, strict=True):
                 self.taxes[name] += fen
@@ -721,7 +724,7 @@ class _Clearing:
             path.unlink()
         if not entries:
             return
-        entries.sort(key=lambda e: (e[0], e[1], e[2]))
+        entries.sort(key=itemgetter(0, 1, 2))      # buyer, ordered_at text, order number
         candidates = []
         reasons_of: dict[tuple[str, ...], tuple[Reason, ...]] = {}
         for e in entries:
@@ -740,6 +743,7 @@ class _Clearing:
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows = []
             counted: dict[tuple[str, int], list[int]] = {}
+            tally: dict[tuple[str, tuple[Reason, ...]], list[int]] = {}    # parcels, duty, consumption tax, VAT
             for e in entries:
                 (buyer, ordered_at, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
                  payment_sender, logistics_sender, rows) = e
@@ -747,7 +751,7 @@ class _Clearing:
                 for char, row in rows.items():
                     doc_rows[CHAR_KIND[char]].append(row)
                 decision = outcome.decision.value
-                reasons, reasons_text = self._reasons(outcome.reasons)
+                reasons_text = self._reasons(outcome.reasons)[1]
                 counted_fen = _to_fen(outcome.counted)
                 after = _to_fen(outcome.year_total_after)
                 key = (buyer, year)
@@ -757,10 +761,19 @@ class _Clearing:
                 parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
                                     logistics_sender, ordered_at, decision, reasons_text, "decided", value,
                                     duty, ctax, vat, duty + ctax + vat, counted_fen, after, stamp, None, None))
-                self.summary.count_decided(decision, reasons, (duty, ctax, vat, duty + ctax + vat))
+                sums = tally.get((decision, outcome.reasons))
+                if sums is None:
+                    sums = tally[(decision, outcome.reasons)] = [0, 0, 0, 0]
+                sums[0] += 1
+                sums[1] += duty
+                sums[2] += ctax
+                sums[3] += vat
                 if self.results is not None:
                     self.results.write(_result_text(order_no, waybill_no, buyer, decision, reasons_text,
                                                     (value, duty, ctax, vat, duty + ctax + vat, after)))
+            for (decision, reasons_of_parcel), (parcels, duty, ctax, vat) in tally.items():
+                self.summary.count_decided(decision, self._reasons(reasons_of_parcel)[0],
+                                           (duty, ctax, vat, duty + ctax + vat), parcels)
             with _timed(f"store {index}"):
                 self._store(conn, doc_rows)
                 insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)

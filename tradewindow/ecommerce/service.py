@@ -422,9 +422,11 @@ def _documents_of(conn: Connection, order_nos: list[str], known: Mapping[str, Ma
                   str | None]]]) -> list[dict]:
     """The named orders whose three documents are in (decided or not), each as `_complete_documents`
     gives it, plus "known": its documents `known` holds, parsed (their bodies are not read). The
-    others are looked up by order number, a statement per kind (orders, then the payments of the
-    orders found, then their waybills), each an index probe per order: a join of the three tables
-    let the planner hash a whole table of documents on every batch."""
+    others are looked up by order number, a statement per kind, each an index probe per order (a
+    join of the three tables let the planner hash a whole table of documents on every batch):
+    waybills first, then the payments of the orders that have one, then those orders. Documents
+    come in that order less often than not (an order is paid, then shipped), so most orders of a
+    batch still waiting for theirs are left after the first probe, their bodies never read."""
     have: dict[str, dict[str, Any]] = {}
     for order_no in order_nos:
         documents: dict[str, Any] = {"order_no": order_no, "known": {}}
@@ -432,8 +434,8 @@ def _documents_of(conn: Connection, order_nos: list[str], known: Mapping[str, Ma
             documents["known"][kind] = record
             documents[_SENDER_OF[kind]] = sender
         have[order_no] = documents
-    for kind, (table, _) in TABLES.items():
-        body = f"{kind.value}_body"
+    for kind in (Kind.WAYBILL, Kind.PAYMENT, Kind.ORDER):
+        table, body = TABLES[kind][0], f"{kind.value}_body"
         missing = [order_no for order_no, documents in have.items() if kind not in documents["known"]]
         if missing:
             for order_no, sender, stored in _probe(conn, table, table.c.order_no, missing,

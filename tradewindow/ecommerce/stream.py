@@ -80,22 +80,24 @@ class RecordQueue(Protocol):
     def close(self) -> None: ...
 
 
-def _log_refusals(names: list[str], outcomes: list[str | list]) -> int:
+def _log_refusals(name: Callable[[int], str], outcomes: list[str | list]) -> int:
     refused = 0
-    for name, outcome in zip(names, outcomes, strict=True):
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, list):
             refused += 1
-            log.warning("cbec record %s refused: %s", name, "; ".join(f"{p.path} {p.code}" for p in outcome))
+            log.warning("cbec record %s refused: %s", name(index), "; ".join(f"{p.path} {p.code}" for p in outcome))
     return refused
 
 
-def apply_bodies(uow: UnitOfWork, bodies: list[Any], names: list[str], sampling: model.Sampling | None) -> None:
-    """Apply a batch of queued documents (the same code for both queues); refusals are logged.
+def apply_bodies(uow: UnitOfWork, bodies: list[Any], name: Callable[[int], str],
+                 sampling: model.Sampling | None) -> None:
+    """Apply a batch of queued documents (the same code for both queues); refusals are logged,
+    each under its `name(index in bodies)`.
     The cyclic garbage collector waits meanwhile: a batch makes tens of thousands of small objects
     that form no cycles (reference counting frees them), and walking the worker's whole heap
     every few hundred of them was a fifth of its CPU."""
     with cycle_collection_paused():
-        _log_refusals(names, service.receive_queued(uow, bodies, sampling))
+        _log_refusals(name, service.receive_queued(uow, bodies, sampling))
 
 
 class CbecStream:
@@ -220,7 +222,7 @@ class CbecStream:
             except ValueError:
                 bodies.append(None)          # refused as malformed by the service
         try:
-            apply_bodies(uow, bodies, [self._name(m) for m in messages], sampling)
+            apply_bodies(uow, bodies, lambda index: self._name(messages[index]), sampling)
         except Exception as exc:  # noqa: BLE001 - find the one that fails: apply one by one
             log.warning("cbec batch of %d failed (%s); applying one by one", len(messages), exc)
             for msg, body in zip(messages, bodies, strict=True):
@@ -243,7 +245,7 @@ class CbecStream:
 
     def _apply_one(self, uow: UnitOfWork, msg: Any, body: Any, sampling: model.Sampling | None) -> None:
         try:
-            apply_bodies(uow, [body], [self._name(msg)], sampling)
+            apply_bodies(uow, [body], lambda _: self._name(msg), sampling)
         except Exception as exc:  # noqa: BLE001 - the database may be restarting: retry later
             from tradewindow.platform.nats_queue import MSG_ID
 
@@ -301,14 +303,13 @@ class DatabaseRecordQueue:
         claimed = self.queue.claim(service.RECORD_QUEUE, self.name, limit=batch)
         if not claimed:
             return 0
-        names = [f"job {job.id}" for job in claimed]
         try:
-            apply_bodies(uow, [job.payload for job in claimed], names, sampling)
+            apply_bodies(uow, [job.payload for job in claimed], lambda index: f"job {claimed[index].id}", sampling)
         except Exception as exc:  # noqa: BLE001 - find the one that fails: apply one by one
             log.warning("cbec batch of %d failed (%s); applying one by one", len(claimed), exc)
-            for job, name in zip(claimed, names, strict=True):
+            for job in claimed:
                 try:
-                    apply_bodies(uow, [job.payload], [name], sampling)
+                    apply_bodies(uow, [job.payload], lambda _, job=job: f"job {job.id}", sampling)
                 except Exception as failure:  # noqa: BLE001 - retried with back-off, then dead
                     self.queue.fail(job, f"{type(failure).__name__}: {failure}")
                 else:

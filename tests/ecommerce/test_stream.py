@@ -4,13 +4,14 @@ real nats-server; the system test with killed worker processes is tests/system/t
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.ecommerce.conftest import Parcel
 from tradewindow.ecommerce import service, stream
 from tradewindow.ecommerce.model import Kind, parse_record
-from tradewindow.platform.db import UnitOfWork
+from tradewindow.platform.db import UnitOfWork, make_engine
 from tradewindow.platform.jobs import DatabaseJobQueue
 from tradewindow.platform.settings import get_settings
 from tradewindow.platform.worker import Worker
@@ -131,3 +132,22 @@ def test_a_worker_keeps_its_quotes_between_batches_but_sees_a_tariff_import(cbec
     assert raised != schedule
     tariff.import_schedule(uow, cbec_world["customs_officer"], raised)
     assert decided(Parcel())["vat"] == "27.30"                                    # 300 × 13 % × 70 %
+
+
+def test_documents_the_database_cannot_take_are_delivered_again_and_applied_later(
+        cbec_world, client, as_user, on_nats, uow, tmp_path):
+    """A batch that fails for a reason other than a refusal (here a database that cannot be
+    opened) is tried one by one; each document that fails is handed back (nak, with back-off),
+    not acknowledged, and applied once the database takes it."""
+    parcel = Parcel()
+    for who, line in zip(("platform", "payment", "logistics"), parcel.lines(), strict=True):
+        assert client.post("/api/v1/cbec/stream", content=ndjson(line), headers=as_user(who)).status_code == 202
+    broken = UnitOfWork(make_engine(f"sqlite:///{tmp_path}/no/such/folder/tradewindow.db"))
+    assert on_nats.run_once(broken) == 3
+    assert on_nats.depth() == 3
+    handled, deadline = 0, time.monotonic() + 20
+    while handled < 3 and time.monotonic() < deadline:        # back-off: 2 s after a first failure
+        handled += on_nats.run_once(uow)
+        time.sleep(0.2)
+    assert handled == 3 and on_nats.depth() == 0
+    assert service.get_parcel(uow, cbec_world["customs_officer"], parcel.order_no)["result"]["decision"] == "release"

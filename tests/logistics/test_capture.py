@@ -4,14 +4,11 @@ when anything is wrong, and only with the schema configured."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.logistics.conftest import CONTAINER, WAGON, document, event, train
 from tradewindow.logistics import model, service
 from tradewindow.logistics.tables import containment
-from tradewindow.platform.bulk import array_text
 from tradewindow.platform.errors import Forbidden, Problems, ValidationFailed
 
 
@@ -149,10 +146,3 @@ def test_equipment_packed_before_its_consignment_is_reported_is_followed_inside_
     assert "urn:uuid:moved" in [e["event_id"] for e in found["events"]]
     assert "urn:uuid:after" not in [e["event_id"] for e in found["events"]]
     assert marks() == {(CONTAINER,): True, (bag,): False, ("urn:epc:id:sgtin:1.2.3",): False}
-
-
-@given(st.lists(st.one_of(st.text(max_size=12),
-                          st.sampled_from(["NULL", "nUll", "urn:epc:id:sgtin:1.2.3", "a,b", "{x}", "ur n:x"])),
-                max_size=8))
-def test_the_look_up_lists_are_the_array_literals_copy_writes(values):
-    assert service._array_literal(values) == array_text(values)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from tradewindow.platform.bulk import BULK_ROWS, insert_records, insert_rows
+from tradewindow.platform.bulk import BULK_ROWS, array_text, insert_records, insert_rows
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import Conflict
 from tradewindow.platform.jsontext import JsonText
@@ -61,3 +63,15 @@ def test_json_text_is_stored_as_the_value_it_spells_however_many_rows(db, count)
     with db.connect() as conn:
         stored = conn.execute(select(audit_log.c.before).where(audit_log.c.id.like("T%"))).scalars().all()
     assert stored == [{"b": [1, 2]}] * count
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.text(st.characters(exclude_characters="\x00"), max_size=12),
+                          st.sampled_from(["NULL", "nUll", "null ", "urn:epc:id:sgtin:1.2.3", "a,b", "{x}",
+                                           "ur n:x", 'q"uote', "back\\slash", "", " lead", "tab\tbed"])),
+                max_size=8))
+def test_postgresql_reads_an_array_text_back_as_the_same_strings(db, values):
+    if db.dialect.name != "postgresql":
+        pytest.skip("array literals are PostgreSQL's")
+    with db.connect() as conn:
+        assert conn.exec_driver_sql("SELECT %s::text[]", (array_text(values),)).scalar_one() == values

@@ -660,7 +660,7 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
         # failure ends the transaction, and the setting with it).
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         for start in range(0, len(values), GIN_KEYS):
-            naming.update(conn.execute(_AGGREGATIONS_NAMING, {"epcs": _array_literal(values[start:start + GIN_KEYS])})
+            naming.update(conn.execute(_AGGREGATIONS_NAMING, {"epcs": array_text(values[start:start + GIN_KEYS])})
                           .scalars())
         conn.exec_driver_sql("SET LOCAL enable_seqscan TO DEFAULT")
         yield from _among(conn, containment.c.event_pk, naming)
@@ -684,31 +684,11 @@ def _text_array(values: Sequence[str]) -> Any:
 
 def _unpacked(values: Sequence[str]) -> Any:
     """PostgreSQL: the rows of `values`, sent as one parameter, the text of a text[] literal
-    (`_array_literal`). Not a list (psycopg adapts each string in Python) nor a JSON array: the
+    (`bulk.array_text`). Not a list (psycopg adapts each string in Python) nor a JSON array: the
     server parses an array literal of 13,000 EPCs in about a fifth of the time it takes to
     unpack the same as JSON."""
-    return select(func.unnest(cast(bindparam(None, _array_literal(list(values)), type_=String()),
+    return select(func.unnest(cast(bindparam(None, array_text(list(values)), type_=String()),
                                    postgresql.ARRAY(Text))))
-
-
-# What makes an element of an array literal need quotes, besides commas (counted), NULL and the
-# empty string (shorter than any EPC): braces, quotes, backslashes and the white space
-# PostgreSQL skips around elements.
-_QUOTED_IN_ARRAYS = tuple('{}"\\ \t\n\r\v\f')
-
-
-def _array_literal(values: Sequence[str]) -> str:
-    """`values` as the text of a text[] literal, as bulk.array_text writes it, for the long lists
-    of EPCs capture looks up (13,000 a document): EPCs need no quotes, which a few scans of the
-    joined text in C show (bulk.array_text's regular expression took ~6 ms for 13,000 EPCs,
-    this ~0.5 ms); anything else goes to bulk.array_text."""
-    if not values:
-        return "{}"
-    joined = ",".join(values)
-    if (joined.isascii() and min(map(len, values)) > 4 and joined.count(",") == len(values) - 1
-            and not any(special in joined for special in _QUOTED_IN_ARRAYS)):
-        return "{" + joined + "}"
-    return array_text(values)
 
 
 # The aggregation events naming any of the EPCs `epcs` (a text[] literal) among their lists, on

@@ -458,13 +458,16 @@ def test_a_worker_that_stops_is_named_and_a_rerun_completes_the_batch(cbec_world
     expected_summary, expected = clear(uow, folder, tmp_path / "expected.ndjson", workers=2, partitions=4)
     forget(db)
 
-    def disk_full(conn, table, *args, **kwargs):
-        if table is bulk.cbec_parcels:            # the decisions cannot be written
-            raise OSError(28, "No space left on device")
-        return real_insert_rows(conn, table, *args, **kwargs)
+    def disk_full(store):
+        def storing(conn, table, *args, **kwargs):
+            if table is bulk.cbec_parcels:            # the decisions cannot be written
+                raise OSError(28, "No space left on device")
+            return store(conn, table, *args, **kwargs)
+        return storing
 
-    real_insert_rows = bulk.insert_rows
-    monkeypatch.setattr(bulk, "insert_rows", disk_full)
+    real_insert_rows, real_copy_lines = bulk.insert_rows, bulk.copy_lines
+    monkeypatch.setattr(bulk, "insert_rows", disk_full(real_insert_rows))   # SQLite
+    monkeypatch.setattr(bulk, "copy_lines", disk_full(real_copy_lines))     # PostgreSQL's COPY text
     with pytest.raises(bulk.ClearingFailed) as failed:
         clear(uow, folder, tmp_path / "failed.ndjson", workers=2, partitions=4)
     assert failed.value.status == 503
@@ -473,6 +476,7 @@ def test_a_worker_that_stops_is_named_and_a_rerun_completes_the_batch(cbec_world
                for p in failed.value.problems)
 
     monkeypatch.setattr(bulk, "insert_rows", real_insert_rows)
+    monkeypatch.setattr(bulk, "copy_lines", real_copy_lines)
     summary, results = clear(uow, folder, tmp_path / "rerun.ndjson", workers=2, partitions=4)
     assert results == expected and summary.decisions == expected_summary.decisions
 

@@ -3,14 +3,16 @@ executemany elsewhere), read back equal on both databases."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from tradewindow.platform.bulk import BULK_ROWS, array_text, insert_records, insert_rows
+from tradewindow.platform.bulk import BULK_ROWS, array_text, copy_line, copy_lines, insert_records, insert_rows
 from tradewindow.platform.db import UnitOfWork
 from tradewindow.platform.errors import Conflict
 from tradewindow.platform.jsontext import JsonText
@@ -63,6 +65,48 @@ def test_json_text_is_stored_as_the_value_it_spells_however_many_rows(db, count)
     with db.connect() as conn:
         stored = conn.execute(select(audit_log.c.before).where(audit_log.c.id.like("T%"))).scalars().all()
     assert stored == [{"b": [1, 2]}] * count
+
+
+# Any text PostgreSQL stores (no NUL character): backslashes, tabs, newlines, carriage returns, "\\N".
+TEXT = st.one_of(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+                 st.sampled_from(["\\N", "\\", "a\tb", "\r\n", "\\t", "雪"]))
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | TEXT,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=6)
+TIMES = st.datetimes(datetime(1990, 1, 1), datetime(2090, 1, 1),
+                     timezones=st.sampled_from([UTC, SHANGHAI, timezone(timedelta(hours=-5, minutes=-30))]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.one_of(st.none(), TEXT), min_size=4, max_size=4), at=TIMES,
+       before=st.one_of(st.none(), JSON), after=st.one_of(st.none(), JSON))
+def test_a_row_written_by_copy_line_is_stored_as_psycopgs_write_row_stores_it(db, texts, at, before, after):
+    if db.dialect.name != "postgresql":
+        pytest.skip("COPY text lines are PostgreSQL's")
+    actor_user_id, actor_name, object_type, object_id = texts
+    values = (at.isoformat(), actor_user_id, actor_name or "", "x.done", object_type or "", object_id or "",
+              None if before is None else orjson_text(before), None if after is None else orjson_text(after))
+    with UnitOfWork(db).transaction() as conn:
+        insert_rows(conn, audit_log, COLUMNS, [("ROW", *values)], json_written=True)   # psycopg's write_row
+        copy_lines(conn, audit_log, COLUMNS, [copy_line(("LINE", *values))])
+    with UnitOfWork(db).transaction() as conn:
+        stored = {r.id: r for r in conn.execute(select(audit_log).where(audit_log.c.id.in_(["ROW", "LINE"])))}
+        conn.execute(audit_log.delete().where(audit_log.c.id.in_(["ROW", "LINE"])))
+    assert stored["LINE"]._asdict() | {"id": "ROW"} == stored["ROW"]._asdict()
+    assert stored["LINE"].before == before and stored["LINE"].at == at
+
+
+def orjson_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+@given(values=st.lists(st.one_of(st.none(), TEXT, st.integers()), min_size=1, max_size=6))
+def test_copy_line_escapes_what_copy_reads_as_separators(values):
+    line = copy_line(values)
+    assert line.endswith("\n") and line.count("\n") == 1 and line.count("\t") == len(values) - 1
+    unescape = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+    read = [None if field == "\\N" else re.sub(r"\\[\\tnr]", lambda m: unescape[m[0]], field)
+            for field in line[:-1].split("\t")]
+    assert read == [None if v is None else str(v) for v in values]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -65,7 +65,7 @@ from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
 from tradewindow.platform import jsontext
 from tradewindow.platform.auth import Actor
-from tradewindow.platform.bulk import cycle_collection_paused, insert_rows
+from tradewindow.platform.bulk import copy_line, copy_lines, cycle_collection_paused, insert_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.errors import DomainError, Problem, ValidationFailed, require
 from tradewindow.platform.ids import new_id
@@ -95,6 +95,13 @@ PARCEL_COLUMNS = ("buyer_id_number", "order_no", "id", "year", "waybill_no", "pl
                   "logistics_sender_id", "ordered_at", "decision", "reasons", "status", "customs_value_fen",
                   "duty_fen", "consumption_tax_fen", "vat_fen", "total_tax_fen", "counted_fen",
                   "year_total_after_fen", "decided_at", "cancelled_at", "cancel_reason")
+# On PostgreSQL a parcel's row is copied in this order of its columns: pass 2 writes the first ones
+# (known when the parcel is assessed) as COPY text, pass 3 adds the rest (known once it is decided).
+PARCEL_ASSESSED = ("buyer_id_number", "order_no", "year", "waybill_no", "platform_id", "payment_sender_id",
+                   "logistics_sender_id", "ordered_at", "customs_value_fen", "duty_fen", "consumption_tax_fen",
+                   "vat_fen", "total_tax_fen")
+PARCEL_DECIDED = ("id", "decision", "reasons", "status", "counted_fen", "year_total_after_fen", "decided_at",
+                  "cancelled_at", "cancel_reason")
 YEAR_COLUMNS = ("buyer_id_number", "year", "total_fen", "parcels", "updated_at")
 TABLE_OF = {Kind.ORDER: cbec_orders, Kind.PAYMENT: cbec_payments, Kind.WAYBILL: cbec_waybills}
 FILE_OF = {Kind.ORDER: "orders", Kind.PAYMENT: "payments", Kind.WAYBILL: "waybills"}
@@ -554,7 +561,10 @@ class _Clearing:
         self.lines: Any = None      # the tariff lookup, on the connection of the pass that reads
         self.ids = _Ids()
         self.platforms: dict[str, str | None] = {}
-        self.reasons_text: dict[tuple[Reason, ...], tuple[list[str], str]] = {}
+        self.reasons_text: dict[tuple[Reason, ...], tuple[list[str], str, str]] = {}
+        # PostgreSQL: pass 2 writes a complete parcel's new documents and its assessed columns as
+        # COPY text lines (platform.bulk.copy_line), which pass 3 joins and copies as they are
+        self.copy_text = uow.dialect == "postgresql"
         with uow.read() as conn:
             self.any_docs = any(conn.execute(select(func.count()).select_from(
                 select(t.c.order_no).limit(1).subquery())).scalar_one() for t in TABLE_OF.values())
@@ -650,13 +660,23 @@ class _Clearing:
                 assessment = model.assess(order, standing[Kind.PAYMENT], standing[Kind.WAYBILL],  # type: ignore[arg-type]
                                           self.lines, self.zone, self.quotes)
                 ordered_at = rows[Kind.ORDER][2] if Kind.ORDER in rows else self._time(order.ordered_at)  # type: ignore[union-attr]
-                candidate = (order.buyer_id_number, ordered_at, order.order_no,  # type: ignore[union-attr]
-                             model.limit_year(order, self.zone), tuple(r.value for r in assessment.reasons),  # type: ignore[arg-type]
-                             _to_fen(assessment.customs_value), _to_fen(assessment.duty),
-                             _to_fen(assessment.consumption_tax), _to_fen(assessment.vat),
-                             standing[Kind.WAYBILL].number, senders[Kind.ORDER], senders[Kind.PAYMENT],
-                             senders[Kind.WAYBILL],
-                             {KIND_CHAR[kind]: row for kind, row in rows.items()})
+                buyer, year, number = (order.buyer_id_number, model.limit_year(order, self.zone),  # type: ignore[union-attr, arg-type]
+                                       order.order_no)  # type: ignore[union-attr]
+                fen = (_to_fen(assessment.customs_value), _to_fen(assessment.duty),
+                       _to_fen(assessment.consumption_tax), _to_fen(assessment.vat))
+                waybill_no = standing[Kind.WAYBILL].number
+                if self.copy_text:      # the rows as COPY text lines; the parcel's but its decided columns
+                    assessed = copy_line((buyer, number, year, waybill_no, senders[Kind.ORDER],
+                                          senders[Kind.PAYMENT], senders[Kind.WAYBILL], ordered_at, *fen,
+                                          fen[1] + fen[2] + fen[3]))
+                    candidate = (buyer, ordered_at, number, year, tuple(r.value for r in assessment.reasons),
+                                 *fen, waybill_no, None, None, None,
+                                 {KIND_CHAR[kind]: copy_line(row) for kind, row in rows.items()},
+                                 assessed[:-1] + "\t")
+                else:
+                    candidate = (buyer, ordered_at, number, year, tuple(r.value for r in assessment.reasons),
+                                 *fen, waybill_no, senders[Kind.ORDER], senders[Kind.PAYMENT], senders[Kind.WAYBILL],
+                                 {KIND_CHAR[kind]: row for kind, row in rows.items()}, None)
                 to_buyers.setdefault(_partition_of(order.buyer_id_number, self.buyer_k), []).append(candidate)  # type: ignore[union-attr]
         for j, candidates in to_buyers.items():
             _put(buyers[j], candidates)
@@ -741,26 +761,35 @@ class _Clearing:
             outcomes = model.decide_batch(candidates, {k: _from_fen(v) for k, v in totals.items()},
                                           self.sampling)
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
-            parcel_rows = []
+            parcel_rows: list[tuple] = []
+            doc_lines: dict[str, list[str]] = {char: [] for char in CHAR_KIND}     # PostgreSQL: COPY text
+            parcel_lines: list[str] = []
+            copy_text = self.copy_text
             counted: dict[tuple[str, int], list[int]] = {}
             tally: dict[tuple[str, tuple[Reason, ...]], list[int]] = {}    # parcels, duty, consumption tax, VAT
             for e in entries:
                 (buyer, ordered_at, order_no, year, _, value, duty, ctax, vat, waybill_no, platform_id,
-                 payment_sender, logistics_sender, rows) = e
+                 payment_sender, logistics_sender, rows, assessed) = e
                 outcome = outcomes[order_no]
-                for char, row in rows.items():
-                    doc_rows[CHAR_KIND[char]].append(row)
                 decision = outcome.decision.value
-                reasons_text = self._reasons(outcome.reasons)[1]
+                _, reasons_text, reasons_copied = self._reasons(outcome.reasons)
                 counted_fen = _to_fen(outcome.counted)
                 after = _to_fen(outcome.year_total_after)
                 key = (buyer, year)
                 slot = counted.setdefault(key, [totals.get(key, 0), 0])
                 if counted_fen:
                     slot[0], slot[1] = after, slot[1] + 1
-                parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
-                                    logistics_sender, ordered_at, decision, reasons_text, "decided", value,
-                                    duty, ctax, vat, duty + ctax + vat, counted_fen, after, stamp, None, None))
+                if copy_text:       # PARCEL_ASSESSED, then PARCEL_DECIDED
+                    for char, line in rows.items():
+                        doc_lines[char].append(line)
+                    parcel_lines.append(f"{assessed}{self.ids()}\t{decision}\t{reasons_copied}\tdecided\t"
+                                        f"{counted_fen}\t{after}\t{stamp}\t\\N\t\\N\n")
+                else:
+                    for char, row in rows.items():
+                        doc_rows[CHAR_KIND[char]].append(row)
+                    parcel_rows.append((buyer, order_no, self.ids(), year, waybill_no, platform_id, payment_sender,
+                                        logistics_sender, ordered_at, decision, reasons_text, "decided", value,
+                                        duty, ctax, vat, duty + ctax + vat, counted_fen, after, stamp, None, None))
                 sums = tally.get((decision, outcome.reasons))
                 if sums is None:
                     sums = tally[(decision, outcome.reasons)] = [0, 0, 0, 0]
@@ -775,18 +804,27 @@ class _Clearing:
                 self.summary.count_decided(decision, self._reasons(reasons_of_parcel)[0],
                                            (duty, ctax, vat, duty + ctax + vat), parcels)
             with _timed(f"store {index}"):
-                self._store(conn, doc_rows)
-                insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)
+                if copy_text:
+                    for char, lines in doc_lines.items():
+                        kind = CHAR_KIND[char]
+                        copy_lines(conn, TABLE_OF[kind], ORDER_COLUMNS if kind is Kind.ORDER else DOC_COLUMNS[kind],
+                                   lines)
+                    copy_lines(conn, cbec_parcels, PARCEL_ASSESSED + PARCEL_DECIDED, parcel_lines)
+                else:
+                    self._store(conn, doc_rows)
+                    insert_rows(conn, cbec_parcels, PARCEL_COLUMNS, parcel_rows, json_written=True)
                 self._store_years(conn, counted, set(totals), now)
         if self.progress:
             self.progress("decided", len(entries))
 
-    def _reasons(self, reasons: tuple[Reason, ...]) -> tuple[list[str], str]:
-        """The codes of a parcel's reasons and their JSON text, written once per distinct set."""
+    def _reasons(self, reasons: tuple[Reason, ...]) -> tuple[list[str], str, str]:
+        """The codes of a parcel's reasons, their JSON text and that as a COPY text value, written
+        once per distinct set."""
         known = self.reasons_text.get(reasons)
         if known is None:
             codes = [r.value for r in reasons]
-            known = self.reasons_text[reasons] = (codes, json.dumps(codes))
+            text = json.dumps(codes)
+            known = self.reasons_text[reasons] = (codes, text, copy_line((text,))[:-1])
         return known
 
     def _year_totals(self, conn: Any, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -103,6 +103,41 @@ def _copy(conn: Connection, table: Table, names: str, rows: Sequence[Sequence[An
         raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
 
 
+def copy_line(values: Sequence[str | int | None]) -> str:
+    """One row in the text format of PostgreSQL's COPY, as psycopg's `write_row` sends it: the
+    values' text separated by tabs, `\\N` for None, a backslash, tab, newline or carriage return in
+    a value escaped, and the line's newline. Values are text (JSON as its text, a time as ISO 8601
+    text with its offset), integers or None: for a caller that writes rows long before it copies
+    them (`copy_lines`), so that the COPY only joins and sends them. The common case (nothing to
+    escape) is one join and a few searches of it."""
+    joined = "\t".join(["\\N" if v is None else v if type(v) is str else str(v) for v in values])
+    # nothing to escape: a tab between each two values, and no backslash but those of the NULLs
+    if (joined.count("\t") == len(values) - 1 and joined.count("\\") == values.count(None)
+            and "\n" not in joined and "\r" not in joined):
+        return joined + "\n"
+    escaped = ("\\N" if v is None else _copy_escaped(v if type(v) is str else str(v)) for v in values)
+    return "\t".join(escaped) + "\n"
+
+
+def _copy_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[str]) -> None:
+    """Rows of `table` written by `copy_line` (values of `columns`), stored by one COPY
+    (PostgreSQL only); a taken key is a Conflict, as for `insert_rows`."""
+    if not lines:
+        return
+    import psycopg  # only where PostgreSQL is used
+
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            copy.write("".join(lines))
+    except psycopg.errors.IntegrityError as exc:      # as the unit of work answers an INSERT's
+        raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
+
+
 def _bind(column_type: Any, conn: Connection, is_json: bool) -> Callable[[Any], Any] | None:
     """The column's conversion of a value to bind on this database (text of a date-time as COPY
     takes it, read first)."""

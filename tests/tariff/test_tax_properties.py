@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradewindow.platform.errors import ValidationFailed
 from tradewindow.platform.money import FEN
 from tradewindow.tariff.model import (
     CBEC_ORDER_LIMIT,
@@ -15,6 +18,8 @@ from tradewindow.tariff.model import (
     LineMeasures,
     Measure,
     MeasureKind,
+    QuoteItem,
+    QuoteRequest,
     Rate,
     Regime,
     Requirement,
@@ -27,10 +32,11 @@ from tradewindow.tariff.model import (
     duty_amount,
     general_trade_taxes,
     parse_schedule_rows,
+    quote,
     render_schedule_rows,
 )
 
-from .builders import D, item, quote_items, rates
+from .builders import AGREEMENTS, DAY, D, item, quote_items, rates, tariff_line
 
 amounts = st.decimals(min_value=0, max_value=10_000_000, places=2, allow_nan=False,
                       allow_infinity=False)
@@ -168,3 +174,44 @@ def test_a_measure_survives_the_csv_round_trip(measure):
     assert problems == []
     (back,) = parsed["12345678"].measures
     assert back == measure
+
+
+@st.composite
+def quote_requests(draw) -> QuoteRequest:
+    """Items on tariff lines (MFN, provisional, conventional rates, additional duties, any origin
+    and certificate) or on rates given with the request, general trade or CBEC, FOB, CFR or CIF."""
+    def one_item(index: int) -> QuoteItem:
+        price = str(draw(small_amounts) + D("0.01"))
+        incoterm = draw(st.sampled_from(list(Incoterm)))
+        common = {"quantity": str(draw(quantities)), "origin": draw(st.sampled_from([None, "DE", "AU", "JP", "US"])),
+                  "price": price, "incoterm": incoterm, "freight": "12.5" if incoterm is Incoterm.FOB else "0",
+                  "certificate": draw(st.sampled_from([None, "CN-AU", "RCEP"]))}
+        if draw(st.booleans()):
+            return item(**common, override=rates(duty=str(draw(duty_rates)), ct=str(draw(ct_rates)),
+                                                  vat=str(draw(vat_rates)), ct_specific=str(draw(specifics))))
+        line = tariff_line(code=f"3304990{index}", mfn=str(draw(duty_rates)),
+                           provisional=draw(st.sampled_from([None, "0.02"])),
+                           conventional=draw(st.sampled_from([{}, {"CN-AU": "0"}, {"RCEP": "0.05", "CN-AU": "0.2"}])),
+                           additional=draw(st.sampled_from([(), (("retaliatory", "US", "0.25"),)])),
+                           ct=draw(st.sampled_from([None, "0.15"])), vat=str(draw(vat_rates)))
+        return item(**common, line=line)
+    count = draw(st.integers(1, 3))
+    return QuoteRequest(draw(st.sampled_from(list(Regime))), DAY, tuple(one_item(i) for i in range(count)))
+
+
+@given(quote_requests())
+@settings(max_examples=150)
+def test_a_quote_without_explanations_has_the_same_figures(request):
+    """`quote(..., explain=False)` (the e-commerce assessment's) is the quote with its items'
+    explanations left empty: every figure, rate applied, offer and saving the same, or the same
+    refusal."""
+    try:
+        explained = quote(request, AGREEMENTS)
+    except ValidationFailed as refused:
+        with pytest.raises(ValidationFailed) as also:
+            quote(request, AGREEMENTS, explain=False)
+        assert also.value.problems == refused.problems
+        return
+    plain = quote(request, AGREEMENTS, explain=False)
+    assert all(i.explanation == () for i in plain.items) and all(i.explanation for i in explained.items)
+    assert plain == replace(explained, items=tuple(replace(i, explanation=()) for i in explained.items))

@@ -616,9 +616,10 @@ def quote_request(order: Order, on_date: Any) -> dict[str, Any]:
 
 
 def quote_order(order: Order, on_date: date, lookup: tariff_model.TariffLookup) -> tariff_model.Quote:
-    """The tariff quote of an order (raises ValidationFailed when the tariff cannot tax it)."""
+    """The tariff quote of an order (raises ValidationFailed when the tariff cannot tax it):
+    its figures; the items' explanations, which no caller here reads, are left empty."""
     request = tariff_model.parse_quote_request(quote_request(order, on_date), lookup, on_date)
-    return tariff_model.quote(request, lookup.agreements())
+    return tariff_model.quote(request, lookup.agreements(), explain=False)
 
 
 def assess(order: Order, payment: Payment, waybill: Waybill, lookup: tariff_model.TariffLookup,

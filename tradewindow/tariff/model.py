@@ -458,7 +458,7 @@ def select_duty_rate(line_measures: LineMeasures, origin: str | None,
                      certificate_agreement: str | None, on_date: date,
                      agreements: Mapping[str, Agreement], *,
                      customs_value: Decimal | None = None,
-                     quantity: Decimal = ONE) -> DutyRateChoice:
+                     quantity: Decimal = ONE, explain: bool = True) -> DutyRateChoice:
     """Unknown origin pays the general rate. Otherwise the lowest the goods qualify for: MFN (a
     provisional rate in force taking its place) or the conventional rate of an agreement that
     covers the origin and the line, the latter only with a certificate under that agreement.
@@ -469,7 +469,9 @@ def select_duty_rate(line_measures: LineMeasures, origin: str | None,
     rate is applied only when it is strictly lower.
 
     Simplification: every known origin is taken to have MFN treatment (China grants it to WTO
-    members and nearly all others); LDC special preferential rates are not modelled."""
+    members and nearly all others); LDC special preferential rates are not modelled.
+
+    `explain=False`: the same choice with no explanation (a caller that reads the rates only)."""
     rates = line_measures.in_force(on_date)
     unit = line_measures.line.unit
     if origin is None:
@@ -477,10 +479,10 @@ def select_duty_rate(line_measures: LineMeasures, origin: str | None,
             raise _no_rate(rates, "general")
         return DutyRateChoice(
             DutyKind.GENERAL, rates.general.rate,
-            (f"origin unknown: the general rate {rates.general.rate.describe(unit)} applies",))
+            (f"origin unknown: the general rate {rates.general.rate.describe(unit)} applies",) if explain else ())
 
     kind, base = _most_favoured(rates)
-    explanation = [_most_favoured_explanation(rates, origin, unit)]
+    explanation = [_most_favoured_explanation(rates, origin, unit)] if explain else []
     chosen = DutyRateChoice(kind, base.rate, ())
 
     offers = agreement_offers(rates, origin, on_date, agreements)
@@ -515,10 +517,10 @@ def select_duty_rate(line_measures: LineMeasures, origin: str | None,
             best_offer = AgreementOffer(agreement, offers[agreement])
 
     additional = rates.additional_for(origin)
-    for measure in additional:
+    for measure in additional if explain else ():
         explanation.append(f"{measure.kind.value.replace('_', '-')} duty on goods of origin "
                            f"{origin}: {measure.rate.describe(unit)} added")
-    return DutyRateChoice(chosen.kind, chosen.rate, tuple(explanation), chosen.agreement,
+    return DutyRateChoice(chosen.kind, chosen.rate, tuple(explanation) if explain else (), chosen.agreement,
                           additional, best_offer)
 
 
@@ -820,8 +822,9 @@ class _ResolvedRates:
 
 
 def _resolve_item_rates(item: QuoteItem, on_date: date, agreements: Mapping[str, Agreement],
-                       value: Decimal) -> _ResolvedRates:
-    """The duty choice by origin, consumption tax and VAT of the line, with overrides applied."""
+                       value: Decimal, explain: bool = True) -> _ResolvedRates:
+    """The duty choice by origin, consumption tax and VAT of the line, with overrides applied
+    (and how, unless not `explain`)."""
     override = item.override or OverrideRates()
     explanation: list[str] = []
     choice: DutyRateChoice | None = None
@@ -831,7 +834,7 @@ def _resolve_item_rates(item: QuoteItem, on_date: date, agreements: Mapping[str,
         if not override.overrides_duty:
             choice = select_duty_rate(
                 item.line, item.origin, item.certificate.agreement if item.certificate else None,
-                on_date, agreements, customs_value=value, quantity=item.quantity)
+                on_date, agreements, customs_value=value, quantity=item.quantity, explain=explain)
             explanation.extend(choice.explanation)
 
     if choice is not None:
@@ -842,23 +845,27 @@ def _resolve_item_rates(item: QuoteItem, on_date: date, agreements: Mapping[str,
         base = Rate(override.duty or ZERO, override.duty_specific or ZERO)
         duty = base
         applied = DutyRateApplied(DutyKind.OVERRIDE, base)
-        explanation.append(f"duty rate given with the request: {base.describe()}")
+        if explain:
+            explanation.append(f"duty rate given with the request: {base.describe()}")
 
     ct_measure = rates_in_force.consumption_tax if rates_in_force else None
     ct = ct_measure.rate if ct_measure else ZERO_RATE
     if override.consumption_tax is not None or override.consumption_tax_specific is not None:
         ct = Rate(_first(override.consumption_tax, ct.ad_valorem),
                   _first(override.consumption_tax_specific, ct.specific))
-        explanation.append(f"consumption tax rate given with the request: {ct.describe()}")
-    elif ct_measure is not None:
+        if explain:
+            explanation.append(f"consumption tax rate given with the request: {ct.describe()}")
+    elif ct_measure is not None and explain:
         explanation.append(f"consumption tax {ct.describe()}")
 
     if override.vat is not None:
         vat = override.vat
-        explanation.append(f"VAT rate given with the request: {percent(vat)}")
+        if explain:
+            explanation.append(f"VAT rate given with the request: {percent(vat)}")
     elif rates_in_force is not None and rates_in_force.vat is not None:
         vat = rates_in_force.vat.ad_valorem
-        explanation.append(f"VAT {percent(vat)}")
+        if explain:
+            explanation.append(f"VAT {percent(vat)}")
     else:
         what = f"Line {item.line.code}" if item.line else "A what-if item without rates.vat"
         raise NoRateInForce([Problem("tariff_code", "no_rate_in_force",
@@ -877,22 +884,25 @@ def _first(value: Decimal | None, fallback: Decimal) -> Decimal:
     return fallback if value is None else value
 
 
-def quote(request: QuoteRequest, agreements: Mapping[str, Agreement]) -> Quote:
+def quote(request: QuoteRequest, agreements: Mapping[str, Agreement], *, explain: bool = True) -> Quote:
     """Duties and taxes for every item, and their totals (the sums of the rounded lines).
 
     Raises ValidationFailed listing every problem: a rate missing from the schedule for an
-    item (`no_rate_in_force`, path `items[i].tariff_code`) or a CBEC order over the limit."""
+    item (`no_rate_in_force`, path `items[i].tariff_code`) or a CBEC order over the limit.
+    `explain=False`: the same quote with no item's explanation (empty), for a caller that reads
+    the figures only; the explanations are most of the work of a one-item quote."""
     problems = Problems()
     values: list[tuple[Decimal, list[str]]] = []
     resolved: list[_ResolvedRates | None] = []
     for index, item in enumerate(request.items):
         cif, how = cif_in_currency(item.valuation)
         value = fen(cif * item.valuation.exchange_rate)
-        how = [*how, f"× {_plain(item.valuation.exchange_rate)} CNY/{item.valuation.currency}"
-                     f" = customs value {_money(value)} CNY"]
+        if explain:
+            how = [*how, f"× {_plain(item.valuation.exchange_rate)} CNY/{item.valuation.currency}"
+                         f" = customs value {_money(value)} CNY"]
         values.append((value, how))
         try:
-            resolved.append(_resolve_item_rates(item, request.on_date, agreements, value))
+            resolved.append(_resolve_item_rates(item, request.on_date, agreements, value, explain))
         except ValidationFailed as refused:
             resolved.append(None)
             for p in refused.problems:
@@ -905,7 +915,7 @@ def quote(request: QuoteRequest, agreements: Mapping[str, Agreement]) -> Quote:
     for item, (value, how), rates in zip(request.items, values, resolved, strict=True):
         assert rates is not None
         items.append(_quote_item(item, request.on_date, value, how, rates, regime_of_items,
-                                 single_over_limit))
+                                 single_over_limit, explain))
     totals = NO_TAX
     for item_quote in items:
         totals = totals + item_quote.taxes
@@ -932,8 +942,8 @@ def _cbec_treatment(request: QuoteRequest, values: Sequence[Decimal]) -> tuple[R
 
 def _quote_item(item: QuoteItem, on_date: date, value: Decimal, how: list[str],
                 resolved: _ResolvedRates, treatment: Regime,
-                single_over_limit: bool) -> ItemQuote:
-    explanation = [*how, *resolved.explanation]
+                single_over_limit: bool, explain: bool = True) -> ItemQuote:
+    explanation = [*how, *resolved.explanation] if explain else []
     if treatment is Regime.CBEC:
         taxes = cbec_taxes(value, item.quantity, resolved.rates)
         explanation.append("cross-border e-commerce retail: duty 0; consumption tax and VAT "
@@ -944,12 +954,12 @@ def _quote_item(item: QuoteItem, on_date: date, value: Decimal, how: list[str],
     else:
         taxes = general_trade_taxes(value, item.quantity, resolved.rates)
         applied = _with_saving(resolved, value, item.quantity, taxes, explanation)
-        if single_over_limit:
+        if single_over_limit and explain:
             explanation.append(
                 f"cross-border e-commerce: a single indivisible item above "
                 f"{_money(CBEC_ORDER_LIMIT)} CNY pays full duty, consumption tax and VAT")
     requirements = item.line.in_force(on_date).requirements if item.line else ()
-    return ItemQuote(taxes, applied, tuple(explanation), item.line.code if item.line else None,
+    return ItemQuote(taxes, applied, tuple(explanation) if explain else (), item.line.code if item.line else None,
                      requirements, single_over_limit)
 
 

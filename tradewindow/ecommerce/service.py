@@ -244,8 +244,8 @@ def _settle(uow: UnitOfWork, documents: Mapping[str, Any], order: model.Order, y
             sampling: model.Sampling, zone: ZoneInfo, lookup: Any, quoter: Any = model.quote_order,
             known: Mapping[Kind, model.Record] | None = None) -> _Decided:
     """A parcel's decision, under its buyer's lock (bonded goods drawn now); `_write_decisions`
-    gives it its id and stores it. `known`: the parcel's documents already parsed, as stored (else read from their
-    bodies)."""
+    gives it its id and stores it. `known`: the parcel's documents already parsed, as stored
+    (else read from their bodies)."""
     known = known or {}
     payment = known.get(Kind.PAYMENT) or model.parse_payment(documents["payment_body"])
     waybill = known.get(Kind.WAYBILL) or model.parse_waybill(documents["waybill_body"])
@@ -307,7 +307,8 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
             [{"b_buyer": b, "b_year": y, "b_total": t, "b_parcels": n} for (b, y), (t, n) in totals.items()])
     ids = new_ids(2 * len(decided))
     record_audits(conn, [audit_record(SYSTEM, "ecommerce.parcel_decided", "cbec_parcel", d.row["order_no"], None,
-                                      d.summary, record_id) for d, record_id in zip(decided, ids, strict=False)])
+                                      d.summary, record_id)
+                         for d, record_id in zip(decided, ids[:len(decided)], strict=True)])
     append_events(conn, [event_record(f"ecommerce.parcel_{d.outcome.decision.value}", "cbec_parcel",
                                       d.row["order_no"], d.summary, d.row["platform_id"], record_id)
                          for d, record_id in zip(decided, ids[len(decided):], strict=True)])
@@ -424,9 +425,9 @@ def _documents_of(conn: Connection, order_nos: list[str], known: Mapping[str, Ma
     gives it, plus "known": its documents `known` holds, parsed (their bodies are not read). The
     others are looked up by order number, a statement per kind, each an index probe per order (a
     join of the three tables let the planner hash a whole table of documents on every batch):
-    waybills first, then the payments of the orders that have one, then those orders. Documents
-    come in that order less often than not (an order is paid, then shipped), so most orders of a
-    batch still waiting for theirs are left after the first probe, their bodies never read."""
+    waybills first, then the payments of the orders that have one, then those orders. A waybill
+    mostly comes last (an order is paid, then shipped), so most orders of a batch still waiting
+    for a document are dropped after the first probe, their bodies never read."""
     have: dict[str, dict[str, Any]] = {}
     for order_no in order_nos:
         documents: dict[str, Any] = {"order_no": order_no, "known": {}}

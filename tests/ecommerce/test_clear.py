@@ -489,6 +489,7 @@ def test_a_batch_that_stops_in_one_process_is_the_same_clear_error(cbec_world, u
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(bulk, "insert_rows", disk_full)
+    monkeypatch.setattr(bulk, "copy_lines", disk_full)       # PostgreSQL's COPY text
     with pytest.raises(bulk.ClearingFailed) as failed:
         clear(uow, folder, tmp_path / "failed.ndjson", workers=1, partitions=2)
     [problem] = failed.value.problems

@@ -68,8 +68,8 @@ def test_json_text_is_stored_as_the_value_it_spells_however_many_rows(db, count)
 
 
 # Any text PostgreSQL stores (no NUL character): backslashes, tabs, newlines, carriage returns, "\\N".
-TEXT = st.one_of(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
-                 st.sampled_from(["\\N", "\\", "a\tb", "\r\n", "\\t", "雪"]))
+TEXT = st.one_of(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=26),
+                 st.sampled_from(["\\N", "\\", "a\tb", "\r\n", "\\t", "雪", "\x0b\x0c\x08"]))
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | TEXT,
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=6)
 TIMES = st.datetimes(datetime(1990, 1, 1), datetime(2090, 1, 1),
@@ -77,7 +77,7 @@ TIMES = st.datetimes(datetime(1990, 1, 1), datetime(2090, 1, 1),
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(texts=st.lists(st.one_of(st.none(), TEXT), min_size=4, max_size=4), at=TIMES,
+@given(texts=st.lists(st.one_of(st.none(), TEXT), min_size=4, max_size=4), at=TIMES,   # 26 characters: the id's
        before=st.one_of(st.none(), JSON), after=st.one_of(st.none(), JSON))
 def test_a_row_written_by_copy_line_is_stored_as_psycopgs_write_row_stores_it(db, texts, at, before, after):
     if db.dialect.name != "postgresql":
@@ -101,10 +101,11 @@ def orjson_text(value: object) -> str:
 
 @given(values=st.lists(st.one_of(st.none(), TEXT, st.integers()), min_size=1, max_size=6))
 def test_copy_line_escapes_what_copy_reads_as_separators(values):
-    line = copy_line(values)
+    """COPY's text format, as PostgreSQL reads it back (backslash sequences, `\\N`)."""
+    line = copy_line(values).decode()
     assert line.endswith("\n") and line.count("\n") == 1 and line.count("\t") == len(values) - 1
-    unescape = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
-    read = [None if field == "\\N" else re.sub(r"\\[\\tnr]", lambda m: unescape[m[0]], field)
+    unescape = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r", "\\b": "\b", "\\f": "\f", "\\v": "\v"}
+    read = [None if field == "\\N" else re.sub(r"\\[\\tnrbfv]", lambda m: unescape[m[0]], field)
             for field in line[:-1].split("\t")]
     assert read == [None if v is None else str(v) for v in values]
 

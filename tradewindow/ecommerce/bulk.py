@@ -563,7 +563,8 @@ class _Clearing:
         self.platforms: dict[str, str | None] = {}
         self.reasons_text: dict[tuple[Reason, ...], tuple[list[str], str, str]] = {}
         # PostgreSQL: pass 2 writes a complete parcel's new documents and its assessed columns as
-        # COPY text lines (platform.bulk.copy_line), which pass 3 joins and copies as they are
+        # COPY text lines (platform.bulk.copy_line: bytes, which marshal and the COPY take as they
+        # are), which pass 3 joins and copies
         self.copy_text = uow.dialect == "postgresql"
         with uow.read() as conn:
             self.any_docs = any(conn.execute(select(func.count()).select_from(
@@ -672,7 +673,7 @@ class _Clearing:
                     candidate = (buyer, ordered_at, number, year, tuple(r.value for r in assessment.reasons),
                                  *fen, waybill_no, None, None, None,
                                  {KIND_CHAR[kind]: copy_line(row) for kind, row in rows.items()},
-                                 assessed[:-1] + "\t")
+                                 assessed[:-1] + b"\t")
                 else:
                     candidate = (buyer, ordered_at, number, year, tuple(r.value for r in assessment.reasons),
                                  *fen, waybill_no, senders[Kind.ORDER], senders[Kind.PAYMENT], senders[Kind.WAYBILL],
@@ -762,8 +763,8 @@ class _Clearing:
                                           self.sampling)
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows: list[tuple] = []
-            doc_lines: dict[str, list[str]] = {char: [] for char in CHAR_KIND}     # PostgreSQL: COPY text
-            parcel_lines: list[str] = []
+            doc_lines: dict[str, list[bytes]] = {char: [] for char in CHAR_KIND}   # PostgreSQL: COPY text
+            parcel_lines: list[bytes] = []
             copy_text = self.copy_text
             counted: dict[tuple[str, int], list[int]] = {}
             tally: dict[tuple[str, tuple[Reason, ...]], list[int]] = {}    # parcels, duty, consumption tax, VAT
@@ -782,8 +783,8 @@ class _Clearing:
                 if copy_text:       # PARCEL_ASSESSED, then PARCEL_DECIDED
                     for char, line in rows.items():
                         doc_lines[char].append(line)
-                    parcel_lines.append(f"{assessed}{self.ids()}\t{decision}\t{reasons_copied}\tdecided\t"
-                                        f"{counted_fen}\t{after}\t{stamp}\t\\N\t\\N\n")
+                    parcel_lines.append(assessed + f"{self.ids()}\t{decision}\t{reasons_copied}\tdecided\t"
+                                                   f"{counted_fen}\t{after}\t{stamp}\t\\N\t\\N\n".encode())
                 else:
                     for char, row in rows.items():
                         doc_rows[CHAR_KIND[char]].append(row)
@@ -824,7 +825,7 @@ class _Clearing:
         if known is None:
             codes = [r.value for r in reasons]
             text = json.dumps(codes)
-            known = self.reasons_text[reasons] = (codes, text, copy_line((text,))[:-1])
+            known = self.reasons_text[reasons] = (codes, text, copy_line((text,))[:-1].decode())
         return known
 
     def _year_totals(self, conn: Any, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -842,8 +843,14 @@ class _Clearing:
         return totals
 
     def _store_years(self, conn: Any, counted: dict[tuple[str, int], list[int]], known: set, now: datetime) -> None:
-        fresh = [(b, y, total, n, now) for (b, y), (total, n) in counted.items() if (b, y) not in known]
-        insert_rows(conn, cbec_buyer_years, YEAR_COLUMNS, fresh)
+        if self.copy_text:
+            stamp = self._time(now)
+            copy_lines(conn, cbec_buyer_years, YEAR_COLUMNS, [copy_line((b, y, total, n, stamp))
+                                                              for (b, y), (total, n) in counted.items()
+                                                              if (b, y) not in known])
+        else:
+            fresh = [(b, y, total, n, now) for (b, y), (total, n) in counted.items() if (b, y) not in known]
+            insert_rows(conn, cbec_buyer_years, YEAR_COLUMNS, fresh)
         changed = [{"b_buyer": b, "b_year": y, "b_total": total, "b_parcels": n}
                    for (b, y), (total, n) in counted.items() if (b, y) in known and n]
         if changed:

@@ -103,29 +103,35 @@ def _copy(conn: Connection, table: Table, names: str, rows: Sequence[Sequence[An
         raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
 
 
-def copy_line(values: Sequence[str | int | None]) -> str:
-    """One row in the text format of PostgreSQL's COPY, as psycopg's `write_row` sends it: the
-    values' text separated by tabs, `\\N` for None, a backslash, tab, newline or carriage return in
-    a value escaped, and the line's newline. Values are text (JSON as its text, a time as ISO 8601
-    text with its offset), integers or None: for a caller that writes rows long before it copies
-    them (`copy_lines`), so that the COPY only joins and sends them. The common case (nothing to
-    escape) is one join and a few searches of it."""
-    joined = "\t".join(["\\N" if v is None else v if type(v) is str else str(v) for v in values])
-    # nothing to escape: a tab between each two values, and no backslash but those of the NULLs
-    if (joined.count("\t") == len(values) - 1 and joined.count("\\") == values.count(None)
-            and "\n" not in joined and "\r" not in joined):
-        return joined + "\n"
-    escaped = ("\\N" if v is None else _copy_escaped(v if type(v) is str else str(v)) for v in values)
-    return "\t".join(escaped) + "\n"
+def copy_line(values: Sequence[str | int | None]) -> bytes:
+    """One row in the text format of PostgreSQL's COPY, encoded: exactly what psycopg's `write_row`
+    sends for it, written by psycopg's own row formatter (in C: a fraction of the cost of writing
+    it in Python): the values' text separated by tabs, `\\N` for None, backslashes, tabs, newlines
+    and carriage returns in a value escaped, and the line's newline. Values are text (JSON as its
+    text, a time as ISO 8601 text with its offset), integers or None: for a caller that writes
+    rows long before it copies them (`copy_lines`), so that the COPY only joins and sends them."""
+    if _row_text is None:
+        _load_row_text()
+    line = bytearray()
+    _row_text(values, _dumpers, line)   # type: ignore[misc]
+    return bytes(line)
 
 
-def _copy_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+_row_text: Callable[[Sequence[Any], Any, bytearray], None] | None = None     # psycopg's formatter
+_dumpers: Any = None            # its value dumpers (text, integers, None), as a connection's COPY has
 
 
-def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[str]) -> None:
+def _load_row_text() -> None:
+    global _row_text, _dumpers
+    from psycopg._copy_base import format_row_text  # write_row's; only where PostgreSQL is used
+    from psycopg.adapt import Transformer
+
+    _row_text, _dumpers = format_row_text, Transformer()
+
+
+def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[bytes]) -> None:
     """Rows of `table` written by `copy_line` (values of `columns`), stored by one COPY
-    (PostgreSQL only); a taken key is a Conflict, as for `insert_rows`."""
+    (PostgreSQL only) as they are; a taken key is a Conflict, as for `insert_rows`."""
     if not lines:
         return
     import psycopg  # only where PostgreSQL is used
@@ -133,7 +139,7 @@ def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Se
     cursor = conn.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            copy.write("".join(lines))
+            copy.write(b"".join(lines))
     except psycopg.errors.IntegrityError as exc:      # as the unit of work answers an INSERT's
         raise Conflict(DUPLICATE_MESSAGE, "duplicate") from exc
 

@@ -28,8 +28,13 @@ class QuoteCache:
         self.hits = self.misses = 0
 
     def __call__(self, order: model.Order, on_date: date, lookup: Any) -> tariff_model.Quote:
-        key = (on_date, order.customs_value,
-               tuple((i.tariff_code, i.quantity, i.unit_price, i.origin) for i in order.items))
+        items = order.items
+        if len(items) == 1:     # most orders: a flat key (a 6-tuple never equals a 3-tuple key)
+            item = items[0]
+            key: tuple = (on_date, order.customs_value, item.tariff_code, item.quantity, item.unit_price, item.origin)
+        else:
+            key = (on_date, order.customs_value,
+                   tuple([(i.tariff_code, i.quantity, i.unit_price, i.origin) for i in items]))
         found = self.quotes.get(key)
         if found is None:
             self.misses += 1

@@ -495,3 +495,9 @@ def test_a_batch_that_stops_in_one_process_is_the_same_clear_error(cbec_world, u
     [problem] = failed.value.problems
     assert failed.value.status == 503 and problem.code == "clearing_failed"
     assert "No space left on device" in problem.message and "again" in problem.message
+
+
+def test_a_parcel_copied_on_postgresql_fills_every_column_of_its_row():
+    """Pass 2 writes a parcel's assessed columns, pass 3 the decided ones: all of the row's, once."""
+    copied = bulk.PARCEL_ASSESSED + bulk.PARCEL_DECIDED
+    assert sorted(copied) == sorted(bulk.PARCEL_COLUMNS) == sorted(c.name for c in cbec_parcels.columns)

@@ -45,6 +45,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -756,14 +757,23 @@ class _Clearing:
             candidates.append(model.Candidate(e[2], e[0], datetime.fromisoformat(e[1]), assessment, e[3]))
         now = utcnow()
         stamp = self._time(now)     # text: COPY takes it as is (a datetime is dumped again for every row)
-        with self.uow.transaction() as conn:
+        with self.uow.transaction() as conn, ThreadPoolExecutor(1) as background:
             keys = sorted({(e[0], e[3]) for e in entries})
             totals = self._year_totals(conn, keys)
+            documents = None
+            if self.copy_text:
+                # PostgreSQL: the documents copied (by a thread, which waits on the server) while the
+                # parcels are decided, so that the server takes them in meanwhile; the connection is
+                # the thread's alone until they are
+                doc_lines: dict[str, list[bytes]] = {char: [] for char in CHAR_KIND}
+                for e in entries:
+                    for char, line in e[13].items():
+                        doc_lines[char].append(line)
+                documents = background.submit(self._copy_documents, conn, doc_lines)
             outcomes = model.decide_batch(candidates, {k: _from_fen(v) for k, v in totals.items()},
                                           self.sampling)
             doc_rows: dict[Kind, list[tuple]] = {k: [] for k in KINDS}
             parcel_rows: list[tuple] = []
-            doc_lines: dict[str, list[bytes]] = {char: [] for char in CHAR_KIND}   # PostgreSQL: COPY text
             parcel_lines: list[bytes] = []
             copy_text = self.copy_text
             counted: dict[tuple[str, int], list[int]] = {}
@@ -781,8 +791,6 @@ class _Clearing:
                 if counted_fen:
                     slot[0], slot[1] = after, slot[1] + 1
                 if copy_text:       # PARCEL_ASSESSED, then PARCEL_DECIDED
-                    for char, line in rows.items():
-                        doc_lines[char].append(line)
                     parcel_lines.append(assessed + f"{self.ids()}\t{decision}\t{reasons_copied}\tdecided\t"
                                                    f"{counted_fen}\t{after}\t{stamp}\t\\N\t\\N\n".encode())
                 else:
@@ -805,11 +813,8 @@ class _Clearing:
                 self.summary.count_decided(decision, self._reasons(reasons_of_parcel)[0],
                                            (duty, ctax, vat, duty + ctax + vat), parcels)
             with _timed(f"store {index}"):
-                if copy_text:
-                    for char, lines in doc_lines.items():
-                        kind = CHAR_KIND[char]
-                        copy_lines(conn, TABLE_OF[kind], ORDER_COLUMNS if kind is Kind.ORDER else DOC_COLUMNS[kind],
-                                   lines)
+                if documents is not None:
+                    documents.result()          # copied (or its error raised here)
                     copy_lines(conn, cbec_parcels, PARCEL_ASSESSED + PARCEL_DECIDED, parcel_lines)
                 else:
                     self._store(conn, doc_rows)
@@ -817,6 +822,12 @@ class _Clearing:
                 self._store_years(conn, counted, set(totals), now)
         if self.progress:
             self.progress("decided", len(entries))
+
+    @staticmethod
+    def _copy_documents(conn: Any, lines: dict[str, list[bytes]]) -> None:
+        for char, kind_lines in lines.items():
+            kind = CHAR_KIND[char]
+            copy_lines(conn, TABLE_OF[kind], ORDER_COLUMNS if kind is Kind.ORDER else DOC_COLUMNS[kind], kind_lines)
 
     def _reasons(self, reasons: tuple[Reason, ...]) -> tuple[list[str], str, str]:
         """The codes of a parcel's reasons, their JSON text and that as a COPY text value, written

@@ -24,8 +24,9 @@ carrying two containers with an e-lock; planned route Chongqing Tuanjiecun -> Al
      p50/p99 latency, and p99 of 100 timelines taken when a tenth of the events were stored;
   3. the raw database limit in the same run: the rows capture stored (events, identifiers,
      containment, tracked events, seals, alerts, captures, audit and outbox records) bulk-loaded
-     with COPY into a copy of the database as it was before capture (same tables, same indexes):
-     events/s, and capture's share of it.
+     with COPY into a copy of the database as it was before capture (same tables, same indexes),
+     through one connection and through two at once (the faster counts): events/s, and
+     capture's share of it.
 Prints the figures, and as its last line the same figures as one JSON object. Not a test: it
 asserts nothing about time. The machine it runs on is shared: take figures on an idle machine.
 
@@ -44,6 +45,7 @@ import random
 import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -359,6 +361,37 @@ def raw_load(source_dsn: str, target_dsn: str, folder: Path, boundary: str,
         return time.perf_counter() - started, size, server.seconds() - theirs, by_table
 
 
+RAW_STREAMS = 2
+
+
+def raw_load_at_once(target_dsn: str, folder: Path) -> float:
+    """Seconds to COPY the same rows (the files `raw_load` wrote) into another copy of the database
+    as it was before capture, through RAW_STREAMS connections at once, each table's rows dealt out
+    between them: with two senders capture writes from two processes too, so one COPY stream
+    alone would understate what the server can take on two cores."""
+    parts: list[list[tuple[str, bytes]]] = [[] for _ in range(RAW_STREAMS)]
+    for table in CAPTURED_TABLES:
+        rows = (folder / f"{table}.copy").read_bytes().splitlines(keepends=True)
+        for k in range(RAW_STREAMS):
+            parts[k].append((table, b"".join(rows[k::RAW_STREAMS])))
+
+    def load(part: list[tuple[str, bytes]]) -> None:
+        with psycopg.connect(target_dsn) as target, target.transaction():
+            for table, data in part:
+                names = ", ".join(columns(target, table))
+                with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    view = memoryview(data)
+                    for start in range(0, len(view), 1 << 20):
+                        copy.write(view[start:start + (1 << 20)])
+    threads = [threading.Thread(target=load, args=(part,)) for part in parts]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     global PARCELS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -399,6 +432,7 @@ def main() -> None:
         prepared = time.perf_counter() - started
         engine.dispose()
         cluster.create_database("bench_raw", template="bench_capture")
+        cluster.create_database("bench_raw_streams", template="bench_capture")
         engine = make_engine(url)
         uow = UnitOfWork(engine)
         server = ServerClock(cluster.data_dir)
@@ -441,9 +475,10 @@ def main() -> None:
 
         raw_seconds, raw_bytes, raw_server_cpu, raw_tables = raw_load(
             cluster.dsn("bench_capture"), cluster.dsn("bench_raw"), Path(scratch), boundary, server)
+        raw_streams_seconds = raw_load_at_once(cluster.dsn("bench_raw_streams"), Path(scratch))
 
     rate = captured / elapsed
-    raw_rate = captured / raw_seconds
+    raw_rate = captured / min(raw_seconds, raw_streams_seconds)
     figures = {
         "database": "postgresql", "events": captured, "trains": trains, "batch": args.batch,
         "senders": args.senders,
@@ -458,6 +493,8 @@ def main() -> None:
         "timeline_p99_ms_at_tenth": round(percentile(early, 0.99), 2) if early else None,
         "validate_events_per_s": round(validate_rate), "parcels_per_bag": PARCELS,
         "raw_copy_events_per_s": round(raw_rate), "raw_copy_mb": round(raw_bytes / 1e6),
+        "raw_copy_one_stream_events_per_s": round(captured / raw_seconds),
+        f"raw_copy_{RAW_STREAMS}_streams_events_per_s": round(captured / raw_streams_seconds),
         "raw_server_cpu_us_per_event": round(raw_server_cpu / captured * 1e6, 1),
         "capture_share_of_raw": round(rate / raw_rate, 3),
         "prepare_seconds": round(prepared, 1),
@@ -474,7 +511,9 @@ def main() -> None:
              else "not taken at a tenth with several senders)"))
     print(f"peak memory (a capturing process): {figures['peak_memory_mb']:>8,} MB")
     print(f"raw COPY of the same rows:        {figures['raw_copy_events_per_s']:>9,} events/s "
-          f"({figures['raw_copy_mb']} MB; PostgreSQL CPU {figures['raw_server_cpu_us_per_event']} us/event)")
+          f"(one stream {figures['raw_copy_one_stream_events_per_s']:,}, {RAW_STREAMS} at once "
+          f"{figures[f'raw_copy_{RAW_STREAMS}_streams_events_per_s']:,}; {figures['raw_copy_mb']} MB; "
+          f"PostgreSQL CPU {figures['raw_server_cpu_us_per_event']} us/event in one stream)")
     print("  by table: " + ", ".join(f"{t} {raw_tables[t] / raw_seconds:.0%}"
                                      for t in sorted(raw_tables, key=raw_tables.get, reverse=True)[:5]))
     print(f"capture / raw:                    {figures['capture_share_of_raw']:>9}")

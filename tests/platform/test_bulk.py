@@ -76,12 +76,11 @@ TIMES = st.datetimes(datetime(1990, 1, 1), datetime(2090, 1, 1),
                      timezones=st.sampled_from([UTC, SHANGHAI, timezone(timedelta(hours=-5, minutes=-30))]))
 
 
+@pytest.mark.postgres   # COPY text lines are PostgreSQL's
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.one_of(st.none(), TEXT), min_size=4, max_size=4), at=TIMES,   # 26 characters: the id's
        before=st.one_of(st.none(), JSON), after=st.one_of(st.none(), JSON))
 def test_a_row_written_by_copy_line_is_stored_as_psycopgs_write_row_stores_it(db, texts, at, before, after):
-    if db.dialect.name != "postgresql":
-        pytest.skip("COPY text lines are PostgreSQL's")
     actor_user_id, actor_name, object_type, object_id = texts
     values = (at.isoformat(), actor_user_id, actor_name or "", "x.done", object_type or "", object_id or "",
               None if before is None else orjson_text(before), None if after is None else orjson_text(after))
@@ -110,13 +109,12 @@ def test_copy_line_escapes_what_copy_reads_as_separators(values):
     assert read == [None if v is None else str(v) for v in values]
 
 
+@pytest.mark.postgres   # array literals are PostgreSQL's
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(st.text(st.characters(exclude_characters="\x00"), max_size=12),
                           st.sampled_from(["NULL", "nUll", "null ", "urn:epc:id:sgtin:1.2.3", "a,b", "{x}",
                                            "ur n:x", 'q"uote', "back\\slash", "", " lead", "tab\tbed"])),
                 max_size=8))
 def test_postgresql_reads_an_array_text_back_as_the_same_strings(db, values):
-    if db.dialect.name != "postgresql":
-        pytest.skip("array literals are PostgreSQL's")
     with db.connect() as conn:
         assert conn.exec_driver_sql("SELECT %s::text[]", (array_text(values),)).scalar_one() == values

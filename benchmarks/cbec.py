@@ -36,7 +36,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
+from tests.support.postgres import SIZED_FOR_BENCHMARKS, copy_at_once, running_cluster  # noqa: E402
 
 TABLES = ("cbec_orders", "cbec_payments", "cbec_waybills", "cbec_parcels", "cbec_buyer_years")
 TOOL = str(ROOT / ".venv/bin/tradewindow")
@@ -188,10 +188,10 @@ def raw_limit_postgres(source_dsn: str, target_dsns: list[str], parcels: int) ->
                 for block in copy:
                     buffer.write(block)
             dumps[table] = buffer.getvalue()
-    one = _copy_in(target_dsns[0], [dumps])
+    one = copy_at_once(target_dsns[0], [[(table, dumps[table]) for table in TABLES]])
     lines = {table: dump.splitlines(keepends=True) for table, dump in dumps.items()}
-    dealt = [{table: b"".join(rows[k::RAW_STREAMS]) for table, rows in lines.items()} for k in range(RAW_STREAMS)]
-    several = _copy_in(target_dsns[1], dealt)
+    several = copy_at_once(target_dsns[1], [[(table, b"".join(lines[table][k::RAW_STREAMS])) for table in TABLES]
+                                            for k in range(RAW_STREAMS)])
     best = min(one, several)
     return {"seconds": round(best, 2), "parcels_per_second": round(parcels / best),
             "one_stream_parcels_per_second": round(parcels / one),
@@ -200,25 +200,6 @@ def raw_limit_postgres(source_dsn: str, target_dsns: list[str], parcels: int) ->
 
 
 RAW_STREAMS = 2
-
-
-def _copy_in(target_dsn: str, parts: list[dict[str, bytes]]) -> float:
-    """Seconds to COPY each part's tables through a connection of its own, all at once."""
-    def load(part: dict[str, bytes]) -> None:
-        with psycopg.connect(target_dsn) as conn, conn.cursor() as cursor:
-            for table in TABLES:
-                with cursor.copy(f"COPY {table} FROM STDIN") as copy:
-                    view = memoryview(part[table])
-                    for start in range(0, len(view), 1 << 20):
-                        copy.write(view[start:start + (1 << 20)])
-            conn.commit()
-    threads = [threading.Thread(target=load, args=(part,)) for part in parts]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - began
 
 
 def raw_limit_sqlite(source: Path, target: Path, parcels: int) -> dict:

@@ -45,7 +45,6 @@ import random
 import resource
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from stdnum import iso6346  # noqa: E402
 
-from tests.support.postgres import SIZED_FOR_BENCHMARKS, running_cluster  # noqa: E402
+from tests.support.postgres import SIZED_FOR_BENCHMARKS, copy_at_once, running_cluster  # noqa: E402
 from tradewindow.logistics import model, service  # noqa: E402
 from tradewindow.logistics.schema import compile_schema  # noqa: E402
 from tradewindow.migrations import upgrade  # noqa: E402
@@ -369,27 +368,9 @@ def raw_load_at_once(target_dsn: str, folder: Path) -> float:
     as it was before capture, through RAW_STREAMS connections at once, each table's rows dealt out
     between them: with two senders capture writes from two processes too, so one COPY stream
     alone would understate what the server can take on two cores."""
-    parts: list[list[tuple[str, bytes]]] = [[] for _ in range(RAW_STREAMS)]
-    for table in CAPTURED_TABLES:
-        rows = (folder / f"{table}.copy").read_bytes().splitlines(keepends=True)
-        for k in range(RAW_STREAMS):
-            parts[k].append((table, b"".join(rows[k::RAW_STREAMS])))
-
-    def load(part: list[tuple[str, bytes]]) -> None:
-        with psycopg.connect(target_dsn) as target, target.transaction():
-            for table, data in part:
-                names = ", ".join(columns(target, table))
-                with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                    view = memoryview(data)
-                    for start in range(0, len(view), 1 << 20):
-                        copy.write(view[start:start + (1 << 20)])
-    threads = [threading.Thread(target=load, args=(part,)) for part in parts]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    rows = {table: (folder / f"{table}.copy").read_bytes().splitlines(keepends=True) for table in CAPTURED_TABLES}
+    return copy_at_once(target_dsn, [[(table, b"".join(rows[table][k::RAW_STREAMS])) for table in CAPTURED_TABLES]
+                                     for k in range(RAW_STREAMS)])
 
 
 def main() -> None:

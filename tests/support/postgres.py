@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -285,6 +286,30 @@ class PostgresCluster:
 # hold a fraction of the indexes of a million-parcel or million-event run, and the default 1 GB of
 # WAL between checkpoints forces several checkpoints during one bulk load.
 SIZED_FOR_BENCHMARKS = {"shared_buffers": "2GB", "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+
+
+def copy_at_once(dsn: str, parts: list[list[tuple[str, bytes]]]) -> float:
+    """Seconds to load rows in COPY's text format into the database at `dsn`: each part, a list of
+    (table, its rows), through a connection of its own and in one transaction, all parts at once.
+    The benchmarks' raw limits: one part is one COPY stream; rows dealt out between two parts use
+    both cores as the pipelines' two processes do."""
+    import psycopg
+
+    def load(part: list[tuple[str, bytes]]) -> None:
+        with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+            for table, rows in part:
+                with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                    view = memoryview(rows)
+                    for start in range(0, len(view), 1 << 20):
+                        copy.write(view[start:start + (1 << 20)])
+            conn.commit()
+    threads = [threading.Thread(target=load, args=(part,)) for part in parts]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
 
 
 @contextlib.contextmanager

@@ -67,6 +67,30 @@ def test_json_text_is_stored_as_the_value_it_spells_however_many_rows(db, count)
     assert stored == [{"b": [1, 2]}] * count
 
 
+NAIVE = datetime(2026, 11, 11, 0, 5, 1)
+
+
+@pytest.mark.parametrize("at", [NAIVE, NAIVE.isoformat()], ids=["datetime", "ISO text"])
+def test_a_time_without_its_offset_is_refused_before_anything_is_written(db, at):
+    """PostgreSQL would read it in the server's time zone (COPY into timestamptz): silently wrong.
+    Refused as the UtcDateTime column refuses it on the ordinary path, before the COPY starts, so
+    the transaction goes on."""
+    aware = ("N1", datetime.now(UTC), None, "s", "a", "t", "1", None, None)
+    with UnitOfWork(db).transaction() as conn:
+        with pytest.raises(ValueError, match="naive datetime given; use timezone-aware UTC"):
+            insert_rows(conn, audit_log, COLUMNS, [aware, ("N2", at, *aware[2:])])
+        insert_rows(conn, audit_log, COLUMNS, [("N3", *aware[1:])])
+    with db.connect() as conn:
+        assert conn.execute(select(audit_log.c.id).where(audit_log.c.id.like("N%"))).scalars().all() == ["N3"]
+
+
+def test_copy_line_refuses_a_naive_datetime_and_writes_an_aware_one():
+    with pytest.raises(ValueError, match="naive datetime given; use timezone-aware UTC"):
+        copy_line(("X", NAIVE, None))
+    at = NAIVE.replace(tzinfo=SHANGHAI)
+    assert copy_line(("X", at, None)) == f"X\t{at}\t\\N\n".encode()
+
+
 # Any text PostgreSQL stores (no NUL character): backslashes, tabs, newlines, carriage returns, "\\N".
 TEXT = st.one_of(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=26),
                  st.sampled_from(["\\N", "\\", "a\tb", "\r\n", "\\t", "雪", "\x0b\x0c\x08"]))

@@ -64,3 +64,13 @@ def test_a_duplicate_among_rows_written_together_writes_none_of_them(uow):
     with uow.read() as conn:
         assert conn.execute(select(func.count()).select_from(audit_log)).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(outbox_events)).scalar_one() == 1
+
+
+def test_a_naive_time_among_rows_written_together_is_refused_before_any_is_written(uow):
+    """PostgreSQL would read it in the server's time zone: silently wrong. Refused as the UtcDateTime
+    column refuses it on the ordinary path, before any table's rows are written."""
+    naive = _event(1) | {"created_at": AT.replace(tzinfo=None)}
+    with uow.transaction() as conn:
+        with pytest.raises(ValueError, match="naive datetime given; use timezone-aware UTC"):
+            insert_together(conn, [(audit_log, [_audit("first", None)]), (outbox_events, [_event(2), naive])])
+        assert conn.execute(select(func.count()).select_from(audit_log)).scalar_one() == 0

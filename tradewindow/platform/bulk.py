@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from tradewindow.platform import jsontext
-from tradewindow.platform.db import DUPLICATE_MESSAGE
+from tradewindow.platform.db import DUPLICATE_MESSAGE, NAIVE_MESSAGE, refuse_naive_times
 from tradewindow.platform.errors import Conflict
 
 # From this many rows on, a COPY beats one INSERT statement per row (executemany) on PostgreSQL.
@@ -45,8 +45,9 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     INSERT executed for all rows (executemany) with the columns' own conversions. JSON columns
     take JSON values, or `JsonText`, or text already written as JSON for all when `json_written`;
     PostgreSQL arrays of text take lists of strings;
-    date-times are timezone-aware datetimes or ISO 8601 text with its offset. A row whose key is
-    taken is a Conflict ("duplicate"), as an INSERT's (the unit of work's on SQLite)."""
+    date-times are timezone-aware datetimes or ISO 8601 text with its offset (anything else a
+    ValueError, as UtcDateTime's, before anything is written). A row whose key is taken is a
+    Conflict ("duplicate"), as an INSERT's (the unit of work's on SQLite)."""
     if not rows:
         return
     names = ", ".join(columns)
@@ -55,6 +56,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         encode = [] if json_written else [(i, jsontext.stored) for i, flag in enumerate(is_json) if flag]
         encode += [(i, array_text) for i, name in enumerate(columns)
                    if isinstance(table.c[name].type.dialect_impl(conn.dialect), ARRAY)]
+        refuse_naive_times(table, columns, rows)    # COPY would read them in the server's time zone
         _copy(conn, table, names, rows, encode)
         return
     convert = [(i, f) for i, f in enumerate(None if flag and json_written else _bind(table.c[name].type, conn, flag)
@@ -109,7 +111,10 @@ def copy_line(values: Sequence[str | int | None]) -> bytes:
     it in Python): the values' text separated by tabs, `\\N` for None, backslashes, tabs, newlines
     and carriage returns in a value escaped, and the line's newline. Values are text (JSON as its
     text, a time as ISO 8601 text with its offset), integers or None: for a caller that writes
-    rows long before it copies them (`copy_lines`), so that the COPY only joins and sends them."""
+    rows long before it copies them (`copy_lines`), so that the COPY only joins and sends them.
+    A datetime is written with its offset; a naive one is a ValueError, as UtcDateTime's (COPY
+    would read it in the server's time zone). Text is the caller's to get right: a line knows no
+    column types."""
     if _row_text is None:
         _load_row_text()
     line = bytearray()
@@ -123,10 +128,23 @@ _dumpers: Any = None            # its value dumpers (text, integers, None), as a
 
 def _load_row_text() -> None:
     global _row_text, _dumpers
+    from psycopg import postgres
     from psycopg._copy_base import format_row_text  # write_row's; only where PostgreSQL is used
-    from psycopg.adapt import Transformer
+    from psycopg.adapt import AdaptersMap, Transformer
+    from psycopg.types.datetime import DatetimeDumper
 
-    _row_text, _dumpers = format_row_text, Transformer()
+    class AwareDatetimeDumper(DatetimeDumper):
+        """psycopg's, which writes a naive datetime as a `timestamp` (read in the server's time
+        zone); asked only for naive ones (`upgrade`), so text and numbers pay nothing for it."""
+
+        def upgrade(self, obj: datetime, format: Any) -> Any:
+            if obj.tzinfo is None:
+                raise ValueError(NAIVE_MESSAGE)
+            return self
+
+    adapters = AdaptersMap(postgres.adapters)
+    adapters.register_dumper(datetime, AwareDatetimeDumper)
+    _row_text, _dumpers = format_row_text, Transformer(adapters)
 
 
 def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[bytes]) -> None:

@@ -54,6 +54,9 @@ def id_column_type() -> String:
     return String(26)
 
 
+NAIVE_MESSAGE = "naive datetime given; use timezone-aware UTC"
+
+
 class UtcDateTime(TypeDecorator):
     """Timestamps are stored in UTC and always come back timezone-aware, on SQLite too."""
 
@@ -64,13 +67,33 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given; use timezone-aware UTC")
+            raise ValueError(NAIVE_MESSAGE)
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def refuse_naive_times(table: Table, columns: Sequence[str], rows: Sequence[Any], by_name: bool = False) -> None:
+    """ValueError (as UtcDateTime's) when a row holds a time without its offset in one of `columns`
+    that is a UtcDateTime: a datetime without tzinfo, or ISO 8601 text without an offset. The bulk
+    paths (COPY, insert_together's JSON) send times as text, which PostgreSQL would read in the
+    server's time zone: silently wrong. Rows are sequences of the values of `columns`, or
+    dictionaries (`by_name`). Only those columns are looked at: a few hundred nanoseconds a row."""
+    for i, name in enumerate(columns):
+        if not isinstance(table.c[name].type, UtcDateTime):
+            continue
+        key = name if by_name else i
+        for row in rows:
+            value = row[key]
+            if value is None:
+                continue
+            if type(value) is str:
+                value = datetime.fromisoformat(value)   # text that is no time: ValueError, as on SQLite
+            if value.tzinfo is None:
+                raise ValueError(f"{NAIVE_MESSAGE} ({table.name}.{name}: {value})")
 
 
 def Json() -> JSON:  # noqa: N802 - reads like a column type
@@ -280,9 +303,11 @@ def insert_together(conn: Connection, writes: Writes) -> None:
 
     Foreign keys between the rows hold: PostgreSQL checks them once the statement is done. The
     values must be what the JSON writer and PostgreSQL's input functions agree on: strings,
-    numbers, booleans, None, timezone-aware datetimes, dates, decimals, and JSON documents for
-    JSON columns (not bytes)."""
+    numbers, booleans, None, timezone-aware datetimes (a naive one is a ValueError, before
+    anything is written), dates, decimals, and JSON documents for JSON columns (not bytes)."""
     writes = [(table, rows) for table, rows in writes if rows]
+    for table, rows in writes:          # all refused before any is written, on both databases
+        refuse_naive_times(table, tuple(rows[0]), rows, by_name=True)
     if conn.dialect.name != "postgresql":
         for table, rows in writes:
             conn.execute(insert(table), list(rows))

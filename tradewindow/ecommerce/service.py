@@ -31,8 +31,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, String, any_, bindparam, case, func, insert, literal, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -43,11 +42,11 @@ from tradewindow.ecommerce import model
 from tradewindow.ecommerce.model import Decision, Kind
 from tradewindow.ecommerce.rates import QuoteCache
 from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
-from tradewindow.platform import caches, jsontext
+from tradewindow.platform import caches
 from tradewindow.platform.audit import audit_record, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.bulk import array_text, insert_records
-from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.db import UnitOfWork, rows_keyed_by, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
 from tradewindow.platform.jobs import handles, periodic
@@ -175,7 +174,7 @@ def decide_order(uow: UnitOfWork, order_no: str, sampling: model.Sampling | None
     """Decide the parcel of an order if its three documents are in and it is not decided yet.
     Returns the parcel's row (decided now or before), or None while a document is missing."""
     with uow.transaction() as conn:
-        found = _complete_documents(conn, [order_no])
+        found = _complete_documents(conn, order_no)
         if not found:
             return None
         zone = _zone()
@@ -186,8 +185,8 @@ def decide_order(uow: UnitOfWork, order_no: str, sampling: model.Sampling | None
         return _decide(uow, found[0], order, total, sampling or DEFAULT_SAMPLING, zone)[0]
 
 
-def _complete_documents(conn: Connection, order_nos: list[str] | None = None, limit: int = CHUNK) -> list[dict]:
-    """Orders with their payment and waybill and no parcel yet: the named ones, or the first
+def _complete_documents(conn: Connection, order_no: str | None = None, limit: int = CHUNK) -> list[dict]:
+    """Orders with their payment and waybill and no parcel yet: the named one, or the first
     `limit` of all in the batch rule's order."""
     o, p, w = cbec_orders, cbec_payments, cbec_waybills
     query = (select(o.c.order_no, o.c.buyer_id_number, o.c.ordered_at, o.c.body.label("order_body"),
@@ -197,19 +196,11 @@ def _complete_documents(conn: Connection, order_nos: list[str] | None = None, li
              .join(p, p.c.order_no == o.c.order_no).join(w, w.c.order_no == o.c.order_no)
              .outerjoin(cbec_parcels, cbec_parcels.c.order_no == o.c.order_no)
              .where(cbec_parcels.c.order_no.is_(None)))
-    if order_nos is not None:
-        query = query.where(_among(conn, o.c.order_no, order_nos))
+    if order_no is not None:
+        query = query.where(o.c.order_no == order_no)
     else:
         query = query.order_by(o.c.buyer_id_number, o.c.ordered_at, o.c.order_no).limit(limit)
     return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def _among(conn: Connection, column: Any, values: list[str]) -> Any:
-    """`column IN (values)`; on PostgreSQL `column = ANY(array)`: one parameter however many values,
-    so the statement is compiled once and not re-parsed for each length."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(literal(list(values), ARRAY(String)))
-    return column.in_(values)
 
 
 def _lock_year(uow: UnitOfWork, buyer: str, year: int) -> Decimal:
@@ -394,8 +385,8 @@ def decide_orders(uow: UnitOfWork, order_nos: Iterable[str], sampling: model.Sam
                                                             pair[0].order_no))
             totals = _lock_years(uow, sorted({(o.buyer_id_number, model.limit_year(o, zone)) for o, _ in ready}))
             # Under the locks: decided before (a repeat), or by a concurrent worker meanwhile.
-            done = {row[0] for row in _probe(conn, cbec_parcels, cbec_parcels.c.order_no,
-                                             [o.order_no for o, _ in ready], cbec_parcels.c.order_no)}
+            done = {row[0] for row in rows_keyed_by(conn, cbec_parcels, cbec_parcels.c.order_no,
+                                                    [o.order_no for o, _ in ready], cbec_parcels.c.order_no)}
             lookup = tariff_service.tariff_lookup(uow)     # on this transaction's connection
             quotes = _quote_cache(uow, lookup)
             settled = []
@@ -439,43 +430,12 @@ def _documents_of(conn: Connection, order_nos: list[str], known: Mapping[str, Ma
         table, body = TABLES[kind][0], f"{kind.value}_body"
         missing = [order_no for order_no, documents in have.items() if kind not in documents["known"]]
         if missing:
-            for order_no, sender, stored in _probe(conn, table, table.c.order_no, missing,
-                                                   table.c.order_no, table.c.sender_id, table.c.body):
+            for order_no, sender, stored in rows_keyed_by(conn, table, table.c.order_no, missing,
+                                                          table.c.order_no, table.c.sender_id, table.c.body):
                 have[order_no][body], have[order_no][_SENDER_OF[kind]] = stored, sender
         have = {order_no: documents for order_no, documents in have.items()
                 if kind in documents["known"] or body in documents}
     return list(have.values())
-
-
-def _probe(conn: Connection, table: Any, key: Any, values: list[str], *columns: Any) -> Iterator[Any]:
-    """The rows of `table` whose `key` (a unique, indexed column) is one of `values`: `columns`
-    of each. On PostgreSQL one index probe per value whatever the planner thinks (a lateral
-    sub-select per value, which it cannot turn into a join): as `key = ANY(values)` the planner
-    read the whole table for a few hundred values as long as it held less than some tens of
-    thousands of rows, so a stream batch's look-ups cost in proportion to everything stored
-    before (at 20,000 parcels most of the server's time). The values go as the text of an array
-    (psycopg adapts a list element by element), JSON columns come back as text read by orjson
-    (`jsontext.read`; psycopg reads them with the standard library). Elsewhere `key IN (...)`
-    by CHUNK."""
-    if not values:
-        return
-    if conn.dialect.name != "postgresql":
-        for start in range(0, len(values), CHUNK):
-            yield from conn.execute(select(*columns).where(key.in_(values[start:start + CHUNK])))
-        return
-    json_at = [i for i, c in enumerate(columns) if isinstance(c.type, JSON)]
-    names = ", ".join(f"{c.name}::text" if isinstance(c.type, JSON) else c.name for c in columns)
-    rows = conn.exec_driver_sql(f"SELECT t.* FROM unnest(%s::varchar[]) AS k(v) CROSS JOIN LATERAL "
-                                f"(SELECT {names} FROM {table.name} WHERE {key.name} = k.v LIMIT 1) AS t",
-                                (array_text(values),))
-    if not json_at:
-        yield from rows
-        return
-    for row in rows:
-        row = list(row)
-        for i in json_at:
-            row[i] = jsontext.read(row[i].encode())
-        yield row
 
 
 def _parsed_order(documents: Mapping[str, Any]) -> model.Order:
@@ -546,12 +506,12 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
         if not numbers:
             continue
         table, number = TABLES[kind]
-        for row in _probe(conn, table, number, numbers, number, table.c.body, table.c.sender_id):
+        for row in rows_keyed_by(conn, table, number, numbers, number, table.c.body, table.c.sender_id):
             held[(kind, row[0])] = (model.stored_canonical_text(row[1]), row[2])
         if kind is not Kind.ORDER:
             orders = sorted({r.order_no for _, k, r in records if k is kind})
-            order_taken.update((kind, row[0]) for row in _probe(conn, table, table.c.order_no, orders,
-                                                                table.c.order_no))
+            order_taken.update((kind, row[0]) for row in rows_keyed_by(conn, table, table.c.order_no, orders,
+                                                                       table.c.order_no))
     rows: dict[Kind, list[dict]] = {kind: [] for kind in Kind}
     audits: list[tuple[Actor, Kind, model.Record]] = []
     outcomes: list[str | Problem] = []

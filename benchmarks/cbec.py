@@ -13,7 +13,8 @@ workers, and its CPU time are its own):
   4. peak memory at a second, smaller size (`--small`), to show it flat.
 Prints parcels/s, the ratio to the raw limit, peak memory, CPU time per parcel (ours, and the
 PostgreSQL server's over the run), and as its last line the same figures as one JSON object.
-`--timing`: the PostgreSQL run's passes and worker processes, wall and CPU seconds each, and the
+`--timing` (passed on as `tradewindow cbec clear --timing FILE`): the PostgreSQL run's passes and
+worker processes, wall and CPU seconds each, and the
 seconds each worker waited for a core (taken by other processes) or was blocked (on the database,
 the disk, or idle): where the cores idled. Not a test: it asserts nothing about time."""
 
@@ -85,13 +86,12 @@ def clear(url: str, folder: Path, out: Path, data_dir: Path | None = None, timin
     """One `tradewindow cbec clear` process: wall time, its CPU time and peak memory (wait4), and
     the PostgreSQL server's CPU time over it when `data_dir` names the server's."""
     env = {**os.environ, "TRADEWINDOW_DATABASE_URL": url}
-    if timing is not None:
-        env["TRADEWINDOW_CBEC_TIMING"] = str(timing)
     server_began = server_cpu(data_dir)
     began = time.perf_counter()
     process = subprocess.Popen([TOOL, "cbec", "clear", "--orders", str(folder / "orders.ndjson"),
                                 "--payments", str(folder / "payments.ndjson"),
-                                "--waybills", str(folder / "waybills.ndjson"), "--out", str(out)],
+                                "--waybills", str(folder / "waybills.ndjson"), "--out", str(out),
+                                *(["--timing", str(timing)] if timing is not None else [])],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = [0]
     watcher = threading.Thread(target=_watch_memory, args=(process.pid, peak), daemon=True)

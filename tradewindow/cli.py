@@ -802,7 +802,9 @@ def cbec_clear(orders: Annotated[str, typer.Option(help="Orders, NDJSON")],
                partitions: Annotated[int | None, typer.Option(min=1, help="Temporary partitions (default: "
                                                               "by size); results do not depend on it")] = None,
                summary_file: Annotated[str | None, typer.Option("--summary", help="Also write the summary "
-                                                                "here (default: OUT.summary.json)")] = None) -> None:
+                                                                "here (default: OUT.summary.json)")] = None,
+               timing: Annotated[str | None, typer.Option(metavar="FILE", help="Append each pass's wall and CPU "
+                                                          "seconds per process to FILE (JSON lines)")] = None) -> None:
     """Clear a batch of parcels from three files (streamed, memory bounded): match, check, tax,
     limits per buyer in ordered_at order, decide and store; results to OUT, the summary printed
     and stored beside it. Runs as the administrator."""
@@ -841,7 +843,7 @@ def cbec_clear(orders: Annotated[str, typer.Option(help="Orders, NDJSON")],
 
         try:
             summary = bulk.clear(uow, SYSTEM, Path(orders), Path(payments), Path(waybills), results, sampling,
-                                 partitions, advance)
+                                 partitions, advance, timing=Path(timing) if timing else None)
         except DomainError as exc:
             _fail(exc)
         progress.update(reading, completed=size)

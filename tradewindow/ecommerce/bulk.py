@@ -110,7 +110,6 @@ REFUSED_KEPT = 100
 TAX_NAMES = ("duty", "consumption_tax", "vat", "total_tax")
 
 Progress = Callable[[str, int], None]
-TIMING_ENV = "TRADEWINDOW_CBEC_TIMING"     # a file: each process appends its steps' wall and CPU times
 MALFORMED = Problem("", "malformed_json", "This line is not a JSON object.")
 
 
@@ -181,13 +180,12 @@ class ClearSummary:
 
 
 @contextmanager
-def _timed(step: str, worker: int | None = None) -> Iterator[None]:
-    """With TRADEWINDOW_CBEC_TIMING naming a file, one JSON line appended to it per step: the
-    process, its start and end (epoch seconds), the process's CPU seconds over it and the seconds
-    it waited, runnable, for a core (the
-    benchmark's `--timing` report of where cores idle). Otherwise nothing."""
-    target = os.environ.get(TIMING_ENV)
-    if not target:
+def _timed(target: Path | None, step: str, worker: int | None = None) -> Iterator[None]:
+    """With `target` a file (`clear(timing=...)`, `tradewindow cbec clear --timing`), one JSON line
+    appended to it per step: the process, its start and end (epoch seconds), the process's CPU
+    seconds over it and the seconds it waited, runnable, for a core (the benchmark's `--timing`
+    report of where cores idle). Otherwise nothing."""
+    if target is None:
         yield
         return
     began, cpu, queued = time.time(), time.process_time(), _run_queue_seconds()
@@ -553,9 +551,11 @@ class _Stored:
 
 class _Clearing:
     def __init__(self, uow: UnitOfWork, actor: Actor, sampling: model.Sampling, summary: ClearSummary,
-                 work: Path, k: int, results: IO[str] | None, progress: Progress | None) -> None:
+                 work: Path, k: int, results: IO[str] | None, progress: Progress | None,
+                 timing: Path | None = None) -> None:
         self.uow, self.actor, self.sampling, self.summary = uow, actor, sampling, summary
         self.work, self.k, self.results, self.progress = work, k, results, progress
+        self.timing = timing        # the file `_timed` appends to, if any
         self.buyer_k = k            # buyer partitions (pass 3)
         self.zone = ZoneInfo(get_settings().time_zone)
         self.quotes = QuoteCache()
@@ -812,7 +812,7 @@ class _Clearing:
             for (decision, reasons_of_parcel), (parcels, duty, ctax, vat) in tally.items():
                 self.summary.count_decided(decision, self._reasons(reasons_of_parcel)[0],
                                            (duty, ctax, vat, duty + ctax + vat), parcels)
-            with _timed(f"store {index}"):
+            with _timed(self.timing, f"store {index}"):
                 if documents is not None:
                     documents.result()          # copied (or its error raised here)
                     copy_lines(conn, cbec_parcels, PARCEL_ASSESSED + PARCEL_DECIDED, parcel_lines)
@@ -916,7 +916,7 @@ def _match_partitions(clearing: _Clearing, indices: Iterator[int] | range, loser
     try:
         with open(work / f"bonded{worker}", "w", encoding="utf-8") as bonded:
             for i in indices:
-                with _timed(f"match {i}", worker):
+                with _timed(clearing.timing, f"match {i}", worker):
                     clearing.match(i, losers, buyers, bonded)
     finally:
         for handle in buyers:
@@ -975,7 +975,7 @@ def _decide_in_processes(clearing: _Clearing, k: int, workers: int) -> None:
 
     def decide(worker: int) -> None:
         for i in _taken(order, counter):
-            with _timed(f"decide {i}", worker):
+            with _timed(clearing.timing, f"decide {i}", worker):
                 clearing.decide(i)
     _in_processes(clearing, workers, "decided", decide)
 
@@ -1040,7 +1040,7 @@ def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], N
         clearing.ids = _Ids()                           # ids of its own (see _Ids)
         with open(clearing.work / f"r{stage}{worker}", "w", encoding="utf-8") as piece:
             clearing.results = piece
-            with _timed(f"worker {stage}", worker):
+            with _timed(clearing.timing, f"worker {stage}", worker):
                 job(worker)
         queue.put(("done", clearing.summary))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises ClearingFailed
@@ -1051,16 +1051,17 @@ def _worker(clearing: _Clearing, worker: int, stage: str, job: Callable[[int], N
 def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
           results: IO[str] | None = None, sampling: model.Sampling | None = None,
           partitions: int | None = None, progress: Progress | None = None,
-          work_dir: Path | None = None, workers: int | None = None) -> ClearSummary:
+          work_dir: Path | None = None, workers: int | None = None, timing: Path | None = None) -> ClearSummary:
     """Clear the parcels of three files (see the module's docstring). `partitions` fixes K
     (default: by the files' size) and `workers` the processes that match and assess partitions
     side by side, and then decide buyer partitions side by side (default: 2 on PostgreSQL, 1 on
-    SQLite, whose writers queue anyway); results depend on neither."""
+    SQLite, whose writers queue anyway); results depend on neither. `timing` names a file to which
+    each pass and each worker's steps append their wall and CPU seconds (see `_timed`)."""
     require(actor.is_(*service.BATCH_SENDERS), "role_not_allowed",
             "Batches are sent by platforms, payment and logistics companies, or an administrator.")
     try:
         return _clear(uow, actor, orders, payments, waybills, results, sampling, partitions, progress,
-                      work_dir, workers)
+                      work_dir, workers, timing)
     except (OSError, DBAPIError) as exc:
         # In this process (one worker, or the parent's own steps): the same answer as a worker's.
         raise ClearingFailed([Problem("", "clearing_failed", f"The batch stopped: {exc!r}. {RUN_AGAIN}")]) from exc
@@ -1068,7 +1069,8 @@ def clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills:
 
 def _clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills: Path,
            results: IO[str] | None, sampling: model.Sampling | None, partitions: int | None,
-           progress: Progress | None, work_dir: Path | None, workers: int | None) -> ClearSummary:
+           progress: Progress | None, work_dir: Path | None, workers: int | None,
+           timing: Path | None) -> ClearSummary:
     paths = {Kind.ORDER: Path(orders), Kind.PAYMENT: Path(payments), Kind.WAYBILL: Path(waybills)}
     k = partitions or partition_count(sum(p.stat().st_size for p in paths.values()))
     summary = ClearSummary(partitions=k)
@@ -1076,10 +1078,10 @@ def _clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills
     _allow_open_files(3 * k + 64)
     with cycle_collection_paused(), tempfile.TemporaryDirectory(prefix="cbec-clear-", dir=work_dir) as temp:
         work = Path(temp)
-        clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress)
+        clearing = _Clearing(uow, actor, sampling, summary, work, k, results, progress, timing)
         if workers is None:
             workers = 2 if uow.dialect == "postgresql" and (os.cpu_count() or 1) > 1 else 1
-        with _timed("pass 1"):
+        with _timed(timing, "pass 1"):
             shares = _pieces(paths, workers)      # each file cut in `workers` pieces, one to each
             if workers == 1:
                 _partition(shares[0], work, k, actor, summary, progress)
@@ -1088,17 +1090,17 @@ def _clear(uow: UnitOfWork, actor: Actor, orders: Path, payments: Path, waybills
                     shares[worker], work, k, actor, clearing.summary, clearing.progress, worker))
         workers = max(1, min(workers, k))
         clearing.buyer_k = k if workers == 1 else BUYER_SPLIT * k
-        with _timed("numbers used twice"):
+        with _timed(timing, "numbers used twice"):
             if workers == 1:
                 losers = _numbers_used_twice(work, range(k))
             else:
                 losers = _numbers_in_processes(clearing, k, workers)
-        with _timed("pass 2"):
+        with _timed(timing, "pass 2"):
             if workers == 1:
                 _match_partitions(clearing, range(k), losers, 0)
             else:
                 _match_in_processes(clearing, k, losers, workers)
-        with _timed("pass 3"):
+        with _timed(timing, "pass 3"):
             if workers == 1:
                 for i in range(clearing.buyer_k):
                     clearing.decide(i)

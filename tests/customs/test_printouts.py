@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
 from tests.conftest import PASSWORD, USCC
@@ -117,12 +118,12 @@ def test_a_declaration_lodged_by_a_broker_names_both_trader_and_broker(client, c
         assert USCC["broker"] in text and USCC["trader"] in text
 
 
-def test_a_description_the_pdf_font_cannot_print_falls_back_to_the_tariff_lines_english(client, cw, as_user):
-    declaration = lodge(cw, filing("PR-4", {**ICS, "description": "处理器 — 中央处理器"}))
+def test_a_description_no_embedded_font_can_print_falls_back_to_the_tariff_lines_english(client, cw, as_user):
+    declaration = lodge(cw, filing("PR-4", {**ICS, "description": "प्रोसेसर"}))      # Devanagari
     text = pdf_text(client.get(url(declaration, "declaration"), headers=as_user("trader")))
     assert "Electronic integrated circuits: processors and controllers" in text
     html = client.get(url(declaration, "declaration", "html"), headers=as_user("trader")).text
-    assert "处理器 — 中央处理器" in html
+    assert "प्रोसेसर" in html
 
 
 def test_what_a_trader_typed_is_escaped_in_the_html(client, cw, as_user):
@@ -317,3 +318,68 @@ def test_printouts_are_found_by_declaration_number_too(client, cw, as_user):
     response = client.get(f"/api/v1/declarations/{declaration['number']}/printouts/declaration",
                           headers=as_user("trader"))
     assert declaration["number"] in pdf_text(response)
+
+
+# --- Chinese in the PDF --------------------------------------------------------------------------
+
+TRADER_ZH = "重庆扬子汽车进口有限公司（西永）"
+BROKER_ZH = "山城报关有限公司"
+# Full-width parentheses and comma, an ideographic space: the punctuation of a Chinese declaration.
+DESCRIPTION_ZH = "中央处理器（多核），　集成电路"
+
+
+def embedded_fonts(content: bytes) -> dict[str, TTFont]:
+    """Every font the PDF uses, by name, read from the font file embedded in it."""
+    fonts = {}
+    for page in PdfReader(io.BytesIO(content)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+            assert "/FontFile2" in descriptor, f"{font['/BaseFont']} is not embedded"
+            fonts[font["/BaseFont"]] = TTFont(io.BytesIO(descriptor["/FontFile2"].get_data()))
+    return fonts
+
+
+def released_in_chinese(cw) -> dict:
+    """Lodged by the broker for the trader, both with Chinese names, and released on payment."""
+    for who, name_zh in (("trader", TRADER_ZH), ("broker", BROKER_ZH)):
+        registry.update_enterprise(cw.uow, cw["zone"], cw.enterprises[who]["id"], {"name_zh": name_zh})
+    with clock_at(LODGED):
+        declaration = customs.lodge_declaration(cw.uow, cw["broker"], filing(
+            "PR-ZH", {**ICS, "description": DESCRIPTION_ZH}, ALUMINIUM, trader_uscc=USCC["trader"])).declaration
+        released = customs.record_payment(cw.uow, cw["trader"], declaration["id"], "payment", "BANK-ZH-1",
+                                          Decimal(declaration["total_due"]))
+    assert released["status"] == "released"
+    return released
+
+
+def test_chinese_names_and_descriptions_print_in_the_pdf_as_declared(client, cw, as_user, authorised_broker):
+    declaration = released_in_chinese(cw)
+    texts = {kind: pdf_text(client.get(url(declaration, kind), headers=as_user("trader"))) for kind in documents.KINDS}
+    # A long name may wrap in its table cell; the reader sees it whole.
+    joined = {kind: "".join(text.split()) for kind, text in texts.items()}
+    assert "中央处理器（多核），" in texts["declaration"] and "集成电路" in texts["declaration"]
+    assert "".join(DESCRIPTION_ZH.split()) in joined["declaration"]
+    assert TRADER_ZH in joined["declaration"] and BROKER_ZH in joined["declaration"]
+    assert "Yangtze Auto Import" in texts["declaration"] and "Shancheng Brokerage" in texts["declaration"]
+    assert "8012 Xiyong Customs 西永海关" in texts["declaration"]
+    assert TRADER_ZH in joined["tax-notice"]
+    assert TRADER_ZH in joined["release-note"] and "".join(DESCRIPTION_ZH.split()) in joined["release-note"]
+    assert "Unwrought aluminium ingots" in texts["release-note"]
+    for text in texts.values():
+        assert "?" not in text
+    html = client.get(url(declaration, "release-note", "html"), headers=as_user("trader")).text
+    assert TRADER_ZH in html and DESCRIPTION_ZH in html
+
+
+def test_the_embedded_fonts_have_every_character_the_pdf_prints(client, cw, as_user, authorised_broker):
+    declaration = released_in_chinese(cw)
+    for kind in documents.KINDS:
+        response = client.get(url(declaration, kind), headers=as_user("trader"))
+        fonts = embedded_fonts(response.content)
+        assert len(fonts) == 3          # Liberation Sans, its bold, Droid Sans Fallback: no core font
+        covered = set().union(*(font.getBestCmap() for font in fonts.values()))
+        printed = {ord(char) for char in pdf_text(response)} - {ord("\n")}
+        assert {chr(code) for code in printed - covered} == set(), kind
+        chinese = TRADER_ZH if kind == documents.TAX_NOTICE else TRADER_ZH + DESCRIPTION_ZH   # no descriptions
+        assert {ord(char) for char in chinese} <= covered

@@ -5,12 +5,17 @@ Both forms are made from one `Printout`: the declaration as `service.get_declara
 (so tenancy is exactly that of reading the declaration), the parties and office by name, and
 every figure already formatted, so the HTML and the PDF can never disagree about an amount.
 
-Fonts: the PDF uses the PDF core font Helvetica, which every reader has, so nothing is embedded
-and no font file is read at run time. It covers Latin-1 only; no CJK font ships with the Python
-packages we install (fpdf2 bundles none) and the machines have none. The PDF therefore prints the
-English names (enterprise and office `name_en`) and, for an item description that is not
-Latin-1, the English description of its tariff line. The HTML shows the Chinese names too: the
-reader's browser has the fonts."""
+Fonts: the PDF prints what the HTML shows, Chinese names and descriptions as declared included,
+with fonts vendored in tradewindow/web/static/fonts (the machines are offline and a fresh one must
+make the same PDF, so no host font is used; their licences lie beside them). Latin text is set in
+Liberation Sans 2.1.5 (SIL OFL 1.1), regular and bold, whose widths are Helvetica's: the layout
+and the alignment of figures are those of the core-font PDF before. Every character it lacks (CJK
+ideographs, full-width punctuation, the ideographic space) falls back to Droid Sans Fallback
+(Apache-2.0; all 20,902 CJK Unified Ideographs, so GB 2312 and GB 18030's, and 6,582 of
+Extension A), which has a single weight: Chinese in a bold line prints regular. fpdf2 embeds
+only the glyphs used (a few kB per PDF). A character no embedded font has prints as '?', and an
+item description with one as the English description of its tariff line; none of Chinese, Latin
+or common punctuation does."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -88,7 +94,7 @@ class Printout:
     time_zone: str
     tax: dict | None = None
     release: dict | None = None
-    english: dict[int, str] = field(default_factory=dict)   # line number -> Latin-1 description
+    english: dict[int, str] = field(default_factory=dict)   # line number -> its tariff line's description
 
     @property
     def number(self) -> str:
@@ -160,12 +166,13 @@ def _parties(uow: UnitOfWork, view: Mapping) -> tuple[Party, ...]:
 
 
 def _english_descriptions(uow: UnitOfWork, view: Mapping) -> dict[int, str]:
-    """For the PDF: the filed description when it is Latin-1, else the tariff line's English one."""
+    """For the PDF, in case a filed description has a character no embedded font has: the English
+    description of each item's tariff line."""
     lookup = tariff_service.tariff_lookup(uow)
     english = {}
     for item in view["filing"]["items"]:
-        line = lookup.line(item["tariff_code"])
-        english[item["line_number"]] = latin1(item["description"], line.line.description_en if line else None)
+        if (line := lookup.line(item["tariff_code"])) is not None:
+            english[item["line_number"]] = line.line.description_en
     return english
 
 
@@ -307,25 +314,6 @@ def amount_in_words(amount: Decimal) -> str:
     return text[0].upper() + text[1:]
 
 
-_PUNCTUATION = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"',
-                              "\u201d": '"', "\u2026": "...", "\u2212": "-", "\u3000": " ", "\uff0c": ", ",
-                              "\uff08": "(", "\uff09": ")"})
-
-
-def latin1(text: str, fallback: str | None = None) -> str:
-    """Text the PDF core font can print: the text itself when it is Latin-1 (after swapping
-    typographic punctuation), else the fallback (an English name), else the text with '?' for
-    what cannot be printed."""
-    swapped = text.translate(_PUNCTUATION)
-    try:
-        swapped.encode("latin-1")
-        return swapped
-    except UnicodeEncodeError:
-        if fallback is not None and fallback != text:
-            return latin1(fallback)
-        return swapped.encode("latin-1", "replace").decode("latin-1")
-
-
 # --- HTML ------------------------------------------------------------------------------------------
 
 def html(printout: Printout, pdf_url: str = "", back_url: str = "") -> str:
@@ -336,45 +324,68 @@ def html(printout: Printout, pdf_url: str = "", back_url: str = "") -> str:
 
 # --- PDF -------------------------------------------------------------------------------------------
 
+FONT_DIR = Path(__file__).resolve().parent.parent / "web" / "static" / "fonts"
+SANS, CJK = "liberationsans", "droidsansfallback"
+# (family, style, file): Latin in Liberation Sans, regular and bold; CJK in Droid Sans Fallback.
+FONTS = ((SANS, "", "LiberationSans-Regular.ttf"), (SANS, "B", "LiberationSans-Bold.ttf"),
+         (CJK, "", "DroidSansFallbackFull.ttf"))
+
+
 class _Document(FPDF):
     def __init__(self, printout: Printout, landscape: bool) -> None:
         super().__init__(orientation="L" if landscape else "P", unit="mm", format="A4")
         self.printout = printout
+        for family, style, filename in FONTS:
+            self.add_font(family, style, FONT_DIR / filename)
+        # A character Liberation Sans lacks is set in Droid Sans Fallback, in bold text too (it
+        # has no bold face): exact_match=False.
+        self.set_fallback_fonts([CJK], exact_match=False)
+        self._cmaps = tuple(font.cmap for font in self.fonts.values())
         self.set_margins(14, 14, 14)
         self.set_auto_page_break(True, margin=16)
-        self.set_title(latin1(f"{printout.title} {printout.number}"))
+        self.set_title(f"{printout.title} {printout.number}")
         self.set_author("Trade Window")
         self.set_creator("Trade Window")
-        self.set_subject(latin1(f"{printout.title} of declaration {printout.number}"))
+        self.set_subject(f"{printout.title} of declaration {printout.number}")
+
+    def printable(self, text: str, fallback: str | None = None) -> str:
+        """The text when the embedded fonts have every character of it; else the fallback (the
+        tariff line's English description of an item), else the text with '?' for what no font has."""
+        missing = {char for char in text if char != "\n" and not any(ord(char) in cmap for cmap in self._cmaps)}
+        if not missing:
+            return text
+        if fallback is not None and fallback != text:
+            return self.printable(fallback)
+        return "".join("?" if char in missing else char for char in text)
 
     def footer(self) -> None:
         self.set_y(-11)
-        self.set_font("helvetica", "", 7)
+        self.set_font(SANS, "", 7)
         self.set_text_color(110, 110, 110)
-        self.cell(0, 4, latin1(f"{self.printout.title} {self.printout.number} - printed {self.printout.printed_at} "
-                               f"({self.printout.time_zone}) from Trade Window - page {self.page_no()}/{{nb}}"),
-                  align="C")
+        self.cell(0, 4, self.printable(
+            f"{self.printout.title} {self.printout.number} · printed {self.printout.printed_at} "
+            f"({self.printout.time_zone}) from Trade Window · page {self.page_no()}/{{nb}}"), align="C")
         self.set_text_color(0, 0, 0)
 
     # building blocks
 
     def heading(self, title: str, subtitle: str = "") -> None:
-        self.set_font("helvetica", "B", 15)
-        self.cell(0, 8, latin1(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("helvetica", "", 9)
+        self.set_font(SANS, "B", 15)
+        self.cell(0, 8, self.printable(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(SANS, "", 9)
         if subtitle:
-            self.cell(0, 5, latin1(subtitle), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.cell(0, 5, self.printable(subtitle), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(2)
 
     def section(self, title: str) -> None:
         self.ln(3)
-        self.set_font("helvetica", "B", 10.5)
-        self.cell(0, 6, latin1(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("helvetica", "", 8.5)
+        self.set_font(SANS, "B", 10.5)
+        self.cell(0, 6, self.printable(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(SANS, "", 8.5)
 
     def facts(self, rows: tuple[tuple[str, str], ...] | list[tuple[str, str]], columns: int = 2) -> None:
         """Label/value pairs, `columns` pairs per row."""
-        self.set_font("helvetica", "", 8.5)
+        self.set_font(SANS, "", 8.5)
         width = self.epw / columns
         widths = [width * 0.4, width * 0.6] * columns
         with self.table(col_widths=widths, first_row_as_headings=False, borders_layout="HORIZONTAL_LINES",
@@ -384,27 +395,27 @@ class _Document(FPDF):
                 chunk = list(rows[start:start + columns])
                 chunk += [("", "")] * (columns - len(chunk))
                 for label, value in chunk:
-                    row.cell(latin1(label), style=FontFace(emphasis="B", color=(80, 90, 100)))
-                    row.cell(latin1(value))
+                    row.cell(self.printable(label), style=FontFace(emphasis="B", color=(80, 90, 100)))
+                    row.cell(self.printable(value))
 
     def grid(self, headings: list[str], rows: list[list[str]], widths: list[float], aligns: list[str],
              footer: list[str] | None = None, size: float = 7.5) -> None:
-        self.set_font("helvetica", "", size)
+        self.set_font(SANS, "", size)
         with self.table(col_widths=widths, text_align=tuple(aligns), line_height=size * 0.5,
                         headings_style=FontFace(emphasis="B", fill_color=(232, 238, 245)),
                         padding=(0.8, 1), repeat_headings=1) as table:
-            table.row([latin1(h) for h in headings])
+            table.row([self.printable(h) for h in headings])
             for cells in rows:
-                table.row([latin1(c) for c in cells])
+                table.row([self.printable(c) for c in cells])
             if footer is not None:
                 row = table.row()
                 for text in footer:
-                    row.cell(latin1(text), style=FontFace(emphasis="B"))
+                    row.cell(self.printable(text), style=FontFace(emphasis="B"))
 
     def paragraph(self, text: str, size: float = 9, bold: bool = False) -> None:
-        self.set_font("helvetica", "B" if bold else "", size)
-        self.multi_cell(0, size * 0.5, latin1(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("helvetica", "", 8.5)
+        self.set_font(SANS, "B" if bold else "", size)
+        self.multi_cell(0, size * 0.5, self.printable(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(SANS, "", 8.5)
 
 
 def pdf(printout: Printout) -> bytes:
@@ -417,18 +428,28 @@ def pdf(printout: Printout) -> bytes:
 
 
 def _subtitle(p: Printout) -> str:
-    return f"{p.office} - Trade Window single window"
+    return f"{p.office} {p.office_zh} · Trade Window single window" if p.office_zh else \
+        f"{p.office} · Trade Window single window"
+
+
+def _name(party: Party) -> str:
+    """The enterprise's English and Chinese names, as the HTML gives them."""
+    return " ".join(name for name in (party.name_en, party.name_zh) if name) or party.uscc
+
+
+def _description(pdf: _Document, p: Printout, item: Mapping) -> str:
+    return pdf.printable(item["description"], p.english.get(item["line_number"]))
 
 
 def _declaration_pdf(pdf: _Document, p: Printout) -> None:
     pdf.heading(f"{p.title} {p.number}", _subtitle(p))
-    pdf.facts(p.header + tuple((party.role, f"{latin1(party.name_en, party.uscc)} ({party.uscc})")
+    pdf.facts(p.header + tuple((party.role, f"{_name(party)} ({party.uscc})")
                                for party in p.parties), columns=3)
     pdf.section("Items and assessment (duties and taxes in CNY, each line rounded half-up to the fen)")
     currency = p.declaration["filing"]["currency"]
     headings = ["#", "Tariff code", "Description", "Origin", "Quantity", "Net kg", f"Value {currency}",
                 "Customs value CNY", "Duty", "Consumption tax", "VAT", "Total"]
-    rows = [[str(i["line_number"]), i["tariff_code"], p.english[i["line_number"]], i["origin"],
+    rows = [[str(i["line_number"]), i["tariff_code"], _description(pdf, p, i), i["origin"],
              f"{i['quantity']} {i['unit']}", i["net_mass_kg"], i["value"], i["customs_value_cny"], i["duty"],
              i["consumption_tax"], i["vat"], i["total"]] for i in p.items]
     footer = ["", "", "Totals", "", "", "", p.totals["invoice_total"],
@@ -446,7 +467,7 @@ def _tax_notice_pdf(pdf: _Document, p: Printout) -> None:
     tax = p.tax
     pdf.heading(f"{p.title} {p.number}", _subtitle(p))
     payer = p.parties[0]
-    pdf.facts([("Payer", latin1(payer.name_en, payer.uscc)), ("Payer credit code", payer.uscc),
+    pdf.facts([("Payer", _name(payer)), ("Payer credit code", payer.uscc),
                ("Declaration number", p.number), ("Customs office", p.office),
                ("Issued on", tax["issued_on"]), ("Pay by", tax["due_on"]),
                ("Bank transfer reference", tax["reference"]), ("Currency", "CNY")])
@@ -488,7 +509,7 @@ def _release_note_pdf(pdf: _Document, p: Printout) -> None:
     trader = p.parties[0]
     rows = [("Declaration number", p.number), ("Customs office", p.office),
             ("Released at", f"{release['released_at']} ({p.time_zone})"),
-            ("Trader", f"{latin1(trader.name_en, trader.uscc)} ({trader.uscc})"),
+            ("Trader", f"{_name(trader)} ({trader.uscc})"),
             ("Transport", f"{p.declaration['transport_mode']}, document {p.declaration['transport_document']}"),
             ("Type", p.declaration["type"].replace("_", " "))]
     if release["exited_at"]:
@@ -498,7 +519,7 @@ def _release_note_pdf(pdf: _Document, p: Printout) -> None:
     pdf.paragraph(release["text"], size=9.5, bold=True)
     pdf.section("Goods")
     pdf.grid(["#", "Tariff code", "Description", "Origin", "Quantity", "Net kg", "Gross kg"],
-             [[str(i["line_number"]), i["tariff_code"], p.english[i["line_number"]], i["origin"],
+             [[str(i["line_number"]), i["tariff_code"], _description(pdf, p, i), i["origin"],
                f"{i['quantity']} {i['unit']}", i["net_mass_kg"], i["gross_mass_kg"]] for i in p.items],
              [9, 22, 66, 14, 27, 22, 22], ["R", "L", "L", "C", "R", "R", "R"],
              ["", "", f"{release['item_count']} item(s)", "", "", release["net_mass_kg"], release["gross_mass_kg"]])

@@ -37,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Row
 
 from tradewindow.logistics import model
 from tradewindow.logistics.model import EventFacts, RuleKind, StopState, UnitState
@@ -58,7 +59,7 @@ from tradewindow.logistics.tables import (
 from tradewindow.platform import codelists
 from tradewindow.platform.auth import SYSTEM, Actor, Role
 from tradewindow.platform.bulk import array_text, cycle_collection_paused, insert_rows
-from tradewindow.platform.db import UnitOfWork, utcnow
+from tradewindow.platform.db import UnitOfWork, rows_keyed_by, utcnow
 from tradewindow.platform.errors import Conflict, Problem, Problems, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
 from tradewindow.platform.jobs import periodic
@@ -176,13 +177,15 @@ def _register(uow: UnitOfWork, actor: Actor, raw: object) -> dict:
                                               kind=seal.kind.value, status="intact", recorded_at=now,
                                               event_pk=None))
     # Events captured before the consignment was reported may have packed its equipment already
-    # (on PostgreSQL `_holding_any` finds every row of the events naming it: the row's own list
-    # says which holds it).
-    epcs = [unit.epc for unit in plan.equipment]
-    own = [containment.c.children.op("&&")(_text_array(epcs))] if conn.dialect.name == "postgresql" else []
-    for where in _holding_any(conn, epcs):
-        conn.execute(update(containment).where(where, *own, containment.c.holds_equipment.is_(False))
-                     .values(holds_equipment=True))
+    # (on PostgreSQL `_rows_naming_any` finds every row of the events naming it: the row's own
+    # list says which holds it).
+    epcs = {unit.epc for unit in plan.equipment}
+    holding = [row.id for row in _rows_naming_any(conn, epcs, containment.c.id, containment.c.children,
+                                                  where=[containment.c.holds_equipment.is_(False)])
+               if not epcs.isdisjoint(row.children)]
+    if holding:
+        conn.execute(update(containment).where(containment.c.id == bindparam("holding"))
+                     .values(holds_equipment=True), [{"holding": pk} for pk in holding])
     view = _view(uow, consignment_id)
     uow.audit(actor, "logistics.consignment_reported", "consignment", consignment_id, None,
               {"transport_document": plan.transport_document, "trader_id": plan.trader_id,
@@ -403,8 +406,7 @@ class _Capture:
             else:
                 carried[parent].update(fact.epcs_in("child"))
         open_rows = containment.c.until.is_(None)
-        for where in _among(conn, containment.c.parent_epc, emptying):
-            self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
+        self._add_stored(rows_keyed_by(conn, containment, containment.c.parent_epc, emptying, where=[open_rows]))
         self._look_up_units(conn, named)
         # Only what was inside while these events happened: a wagon's trains of past years stay unread.
         first, last = min(f.event_time for f in facts), max(f.event_time for f in facts)
@@ -413,11 +415,10 @@ class _Capture:
         frontier, seen = set(named), set(named)
         while frontier:
             found: set[str] = set()
-            for where in _among(conn, containment.c.parent_epc, frontier):
-                rows = conn.execute(select(containment).where(where, containment.c.holds_equipment, during)
-                                    ).mappings().all()
-                self._add_stored(rows)
-                found.update(c for r in rows for c in r["children"])
+            rows = list(rows_keyed_by(conn, containment, containment.c.parent_epc, frontier,
+                                      where=[containment.c.holds_equipment, during]))
+            self._add_stored(rows)
+            found.update(c for r in rows for c in r.children)
             self._look_up_units(conn, found)
             found = self.units_by_epc.keys() & found
             for parent in frontier & carried_units.keys():
@@ -431,15 +432,14 @@ class _Capture:
         adding = {child for fact in facts if fact.type == "AggregationEvent" and fact.action != "DELETE"
                   and fact.parent is not None for child in fact.epcs_in("child")}
         open_rows = containment.c.until.is_(None)
-        for where in _holding_any(conn, adding):
-            self._add_stored(conn.execute(select(containment).where(where, open_rows)).mappings())
+        self._add_stored(_rows_naming_any(conn, adding, where=[open_rows]))
 
-    def _add_stored(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def _add_stored(self, rows: Iterable[Row]) -> None:
         for row in rows:
-            if row["id"] not in self.contained:
-                children = [_Contained(row["id"], row["parent_epc"], child, row["since"], row["until"],
-                                       row["event_pk"]) for child in row["children"]]
-                self.contained[row["id"]] = children
+            if row.id not in self.contained:
+                children = [_Contained(row.id, row.parent_epc, child, row.since, row.until, row.event_pk)
+                            for child in row.children]
+                self.contained[row.id] = children
                 for stored in children:
                     self._index(stored)
 
@@ -452,14 +452,15 @@ class _Capture:
     def _look_up_units(self, conn: Any, epcs: set[str]) -> None:
         missing = epcs - self.looked_up
         self.looked_up |= missing
-        for where in _among(conn, equipment.c.epc, missing, probe=False):
-            for consignment_id, number, epc in conn.execute(
-                    select(equipment.c.consignment_id, equipment.c.number, equipment.c.epc).where(where)):
-                if epc not in self.units_by_epc:
-                    self.units_by_epc[epc] = []
-                    for row in self.by_child.get(epc, ()):       # indexed before it was known as equipment
-                        self.units_inside[row.parent_epc].append(row)
-                self.units_by_epc[epc].append((consignment_id, number, epc))
+        # Equipment is a small table looked up by every EPC a document names: hashed, not probed.
+        for consignment_id, number, epc in rows_keyed_by(conn, equipment, equipment.c.epc, missing,
+                                                         equipment.c.consignment_id, equipment.c.number,
+                                                         equipment.c.epc, probe=False):
+            if epc not in self.units_by_epc:
+                self.units_by_epc[epc] = []
+                for row in self.by_child.get(epc, ()):       # indexed before it was known as equipment
+                    self.units_inside[row.parent_epc].append(row)
+            self.units_by_epc[epc].append((consignment_id, number, epc))
 
     def contain(self, pk: str, fact: EventFacts) -> None:
         """Keep what is packed in what: ADD puts the children in the parent (taking them out of any
@@ -586,9 +587,8 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
     and what changed written back once (`_flush`)."""
     conn = uow.conn
     now = utcnow()
-    known: set[str] = set()
-    for where in _among(conn, epcis_events.c.event_id, {f.event_id for f in facts}):
-        known |= set(conn.execute(select(epcis_events.c.event_id).where(where)).scalars())
+    known: set[str] = {row[0] for row in rows_keyed_by(conn, epcis_events, epcis_events.c.event_id,
+                                                      [f.event_id for f in facts], epcis_events.c.event_id)}
     new: list[tuple[EventFacts, dict]] = []
     for fact, event in zip(facts, model.events_of(document), strict=True):
         if fact.event_id in known:
@@ -623,32 +623,12 @@ def _store(uow: UnitOfWork, actor: Actor, document: Mapping[str, Any], facts: li
             "repeated": len(facts) - len(fresh), "event_ids": [f.event_id for f in facts]}
 
 
-def _among(conn: Any, column: Any, values: Iterable[str], probe: bool = True) -> Iterator[Any]:
-    """Conditions `column` (an indexed column) is one of `values`, as few as the database
-    allows: on PostgreSQL `column = ANY(array)`, the array unpacked by the server from one
-    parameter written as an array literal (see `_unpacked`), which the index scan takes sorted,
-    probe after probe. Not `IN (SELECT ...)`: the planner takes the
-    set for 100 values, and once the table is large and analysed it may join it by hashing the
-    whole table (at 300,000 events a capture spent most of its server time reading containment
-    so); an array it takes for a few values, each one index probe. Without `probe` (a small
-    table, as equipment), `column IN (SELECT ...)`: the server may hash the set and read the table
-    whole, cheaper than ten thousand probes. Sorted lists of CHUNK on SQLite."""
-    distinct = set(values)
-    if not distinct:
-        return
-    if conn.dialect.name == "postgresql":
-        listed = list(distinct)
-        yield column == func.any(_text_array(listed)) if probe else column.in_(_unpacked(listed))
-        return
-    ordered = sorted(distinct)
-    for start in range(0, len(ordered), CHUNK):
-        yield column.in_(ordered[start:start + CHUNK])
-
-
-def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
-    """Conditions a containment row holds one of `epcs` among its children. On PostgreSQL through
-    the aggregation events that name them, found by the GIN index of their EPC lists (GIN_KEYS
-    EPCs a scan), and the rows those events made; elsewhere by reading the rows' lists."""
+def _rows_naming_any(conn: Any, epcs: Iterable[str], *columns: Any, where: Sequence[Any] = ()) -> Iterator[Row]:
+    """The containment rows (`columns` of each, all when none are named) meeting `where` that
+    may hold one of `epcs` among their children. On PostgreSQL every row of the aggregation events
+    naming one, found by the GIN index of their EPC lists (GIN_KEYS EPCs a scan), each event's rows
+    then probed by `rows_keyed_by` (an event's rows may hold other children: each row's own list
+    says); elsewhere exactly the rows holding one, found by reading the rows' lists."""
     distinct = set(epcs)
     if not distinct:
         return
@@ -663,32 +643,19 @@ def _holding_any(conn: Any, epcs: Iterable[str]) -> Iterator[Any]:
             naming.update(conn.execute(_AGGREGATIONS_NAMING, {"epcs": array_text(values[start:start + GIN_KEYS])})
                           .scalars())
         conn.exec_driver_sql("SET LOCAL enable_seqscan TO DEFAULT")
-        yield from _among(conn, containment.c.event_pk, naming)
+        yield from rows_keyed_by(conn, containment, containment.c.event_pk, naming, *columns, where=where)
         return
     values = sorted(distinct)
     for start in range(0, len(values), CHUNK):
-        yield _any_element(containment.c.children, lambda value, chunk=values[start:start + CHUNK]: value.in_(chunk))
+        chunk = values[start:start + CHUNK]
+        yield from conn.execute(select(*(columns or containment.c)).where(
+            _any_element(containment.c.children, lambda value, chunk=chunk: value.in_(chunk)), *where))
 
 
 def _any_element(column: Any, condition: Any) -> Any:
     """Some element of a JSON list column (SQLite) meets `condition` (a function of the element)."""
     element = func.json_each(column).table_valued("value").alias("element")
     return exists(select(element.c.value).where(condition(element.c.value)))
-
-
-def _text_array(values: Sequence[str]) -> Any:
-    """`values` as one text[] (see `_among`): what a subquery returns, so the planner takes it
-    for a few values whatever their number."""
-    return func.array(_unpacked(values).scalar_subquery())
-
-
-def _unpacked(values: Sequence[str]) -> Any:
-    """PostgreSQL: the rows of `values`, sent as one parameter, the text of a text[] literal
-    (`bulk.array_text`). Not a list (psycopg adapts each string in Python) nor a JSON array: the
-    server parses an array literal of 13,000 EPCs in about a fifth of the time it takes to
-    unpack the same as JSON."""
-    return select(func.unnest(cast(bindparam(None, array_text(list(values)), type_=String()),
-                                   postgresql.ARRAY(Text))))
 
 
 # The aggregation events naming any of the EPCs `epcs` (a text[] literal) among their lists, on

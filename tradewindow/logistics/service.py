@@ -365,15 +365,15 @@ class _Capture:
         conn = uow.conn
         for start in range(0, len(missing), CHUNK):
             ids = missing[start:start + CHUNK]
-            heads = {r["id"]: dict(r) for r in conn.execute(
-                select(consignments).where(consignments.c.id.in_(ids))).mappings()}
+            heads = {r.id: dict(r._mapping) for r in rows_keyed_by(conn, consignments, consignments.c.id, ids)}
             units: dict[str, dict[str, dict]] = {i: {} for i in ids}
-            for r in conn.execute(select(equipment).where(equipment.c.consignment_id.in_(ids))).mappings():
-                units[r["consignment_id"]][r["number"]] = dict(r)
+            # Not indexed by consignment (a small table): hashed, not probed.
+            for r in rows_keyed_by(conn, equipment, equipment.c.consignment_id, ids, probe=False):
+                units[r.consignment_id][r.number] = dict(r._mapping)
             stops: dict[str, list[StopState]] = {i: [] for i in ids}
-            for r in conn.execute(select(route_stops).where(route_stops.c.consignment_id.in_(ids))
-                                  .order_by(route_stops.c.consignment_id, route_stops.c.seq)).mappings():
-                stops[r["consignment_id"]].append(_stop_state(r))
+            for r in sorted(rows_keyed_by(conn, route_stops, route_stops.c.consignment_id, ids),
+                            key=lambda r: (r.consignment_id, r.seq)):
+                stops[r.consignment_id].append(_stop_state(r._mapping))
             for consignment_id in ids:
                 head = heads[consignment_id]
                 self.consignments[consignment_id] = _Tracked(head, stops[consignment_id], units[consignment_id],
@@ -705,12 +705,12 @@ def _contents(uow: UnitOfWork, epcs: set[str], at: datetime, equipment_only: boo
     for _ in range(6):
         if not frontier:
             break
-        query = select(containment.c.children).where(
-            containment.c.parent_epc.in_(frontier), containment.c.since <= at,
-            or_(containment.c.until.is_(None), containment.c.until > at))
-        inside = {child for children in uow.conn.execute(query).scalars() for child in children}
+        inside = {child for row in rows_keyed_by(uow.conn, containment, containment.c.parent_epc, frontier,
+                                                 containment.c.children, where=[containment.c.since <= at, or_(
+                                                     containment.c.until.is_(None), containment.c.until > at)])
+                  for child in row.children}
         if equipment_only and inside:
-            inside = set(uow.conn.execute(select(equipment.c.epc).where(equipment.c.epc.in_(inside))).scalars())
+            inside = {row.epc for row in rows_keyed_by(uow.conn, equipment, equipment.c.epc, inside, equipment.c.epc)}
         frontier = inside - found - epcs
         found |= frontier
     return found

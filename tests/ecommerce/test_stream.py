@@ -4,7 +4,11 @@ real nats-server; the system test with killed worker processes is tests/system/t
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 
@@ -12,7 +16,7 @@ from tests.ecommerce.conftest import Parcel
 from tradewindow.ecommerce import service, stream
 from tradewindow.ecommerce.model import Kind, parse_record
 from tradewindow.platform.db import UnitOfWork, make_engine
-from tradewindow.platform.jobs import DatabaseJobQueue
+from tradewindow.platform.jobs import DEAD, DatabaseJobQueue
 from tradewindow.platform.settings import get_settings
 from tradewindow.platform.worker import Worker
 from tradewindow.tariff import service as tariff
@@ -151,3 +155,81 @@ def test_documents_the_database_cannot_take_are_delivered_again_and_applied_late
         time.sleep(0.2)
     assert handled == 3 and on_nats.depth() == 0
     assert service.get_parcel(uow, cbec_world["customs_officer"], parcel.order_no)["result"]["decision"] == "release"
+
+
+@contextmanager
+def database_refusing_order(db, order_no: str) -> Iterator[None]:
+    """A database that refuses every row of one order (a trigger raising an error): a fault in
+    the store, not a refusal by the service, which no retry cures."""
+    if db.dialect.name == "postgresql":
+        setup = ["CREATE FUNCTION tw_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 f"IF NEW.order_no = '{order_no}' THEN RAISE EXCEPTION 'refused by a trigger'; END IF; "
+                 "RETURN NEW; END $$",
+                 "CREATE TRIGGER tw_test_refuse BEFORE INSERT ON cbec_orders FOR EACH ROW "
+                 "EXECUTE FUNCTION tw_test_refuse()"]
+        teardown = ["DROP TRIGGER tw_test_refuse ON cbec_orders", "DROP FUNCTION tw_test_refuse()"]
+    else:       # json() of text that is not JSON fails when the row is inserted
+        setup = [f"CREATE TRIGGER tw_test_refuse BEFORE INSERT ON cbec_orders WHEN NEW.order_no = '{order_no}' "
+                 "BEGIN SELECT json('refused by a trigger'); END"]
+        teardown = ["DROP TRIGGER tw_test_refuse"]
+    with db.begin() as conn:
+        for statement in setup:
+            conn.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        with db.begin() as conn:
+            for statement in teardown:
+                conn.exec_driver_sql(statement)
+
+
+@pytest.mark.parametrize("queue", ["database", "nats"])
+def test_a_document_failing_every_time_is_dead_lettered_after_max_deliveries_and_blocks_nothing(
+        cbec_world, uow, db, request, caplog, queue):
+    """The retry back-off is a setting (here a millisecond instead of a second: 2, 4, ... 512 ms).
+    A document that fails on every delivery is retried MAX_DELIVERIES times in all, then put
+    aside (the job queue's dead state; NATS: the dead-letter stream) and logged; the documents
+    behind it in its batch and partition are applied at the first try."""
+    failing, parcel = Parcel(), Parcel()            # the same buyer: the same partition on NATS
+    unit = timedelta(milliseconds=1)
+    if queue == "nats":
+        records = stream.CbecStream(request.getfixturevalue("nats_server").url, retry_unit=unit)
+        records.delete_streams()
+        records.close()
+        records = stream.CbecStream(records.conn.url, retry_unit=unit)
+    else:
+        records = stream.DatabaseRecordQueue(lambda: UnitOfWork(db), retry_unit=unit)
+    platform, payment, logistics = (cbec_world[n] for n in ("platform", "payment", "logistics"))
+    try:
+        with database_refusing_order(db, failing.order_no), \
+                caplog.at_level(logging.WARNING, logger="tradewindow.cbec.stream"):
+            records.publish(platform, Kind.ORDER, failing.order, parse_record(Kind.ORDER, failing.order))
+            for actor, (kind, document) in zip((platform, payment, logistics), (
+                    (Kind.ORDER, parcel.order), (Kind.PAYMENT, parcel.payment), (Kind.WAYBILL, parcel.waybill)),
+                    strict=True):
+                records.publish(actor, kind, document, parse_record(kind, document))
+            assert records.run_once(uow) == 4
+            assert service.get_parcel(uow, cbec_world["customs_officer"], parcel.order_no)["status"] == "decided"
+            deadline = time.monotonic() + 30
+            while records.depth() and time.monotonic() < deadline:
+                records.run_once(uow)
+                time.sleep(0.002)
+            assert records.depth() == 0
+        retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+        dead = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+        assert [f"(delivery {n})" in m for n, m in enumerate(retried, start=1)] == [True] * (stream.MAX_DELIVERIES - 1)
+        assert len(dead) == 1 and dead[0].levelno == logging.ERROR
+        assert f"after {stream.MAX_DELIVERIES} deliveries" in dead[0].getMessage()
+        cause = "RaiseException: refused by a trigger" if db.dialect.name == "postgresql" else "malformed JSON"
+        assert dead[0].getMessage().endswith(cause)         # one line: the statement's parameters stay out
+        if queue == "nats":
+            kept = records.conn.run(records.conn.js.stream_info(stream.DEAD_STREAM)).state.messages
+            assert kept == 1 and failing.order_no in dead[0].getMessage()
+        else:
+            assert records.queue.depth().get(DEAD) == 1
+        with uow.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM cbec_orders").scalar_one() == 1
+    finally:
+        if queue == "nats":
+            records.delete_streams()
+            records.close()

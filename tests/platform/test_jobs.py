@@ -300,6 +300,14 @@ def test_back_off_doubles_and_is_capped_at_an_hour():
     assert backoff(30) == timedelta(hours=1)
 
 
+def test_the_back_off_unit_is_a_setting(monkeypatch):
+    assert [backoff(n, timedelta(milliseconds=1)) for n in (1, 9)] == [timedelta(milliseconds=2),
+                                                                      timedelta(milliseconds=512)]
+    assert backoff(10_000, timedelta(milliseconds=1)) == timedelta(hours=1)
+    monkeypatch.setenv("TRADEWINDOW_RETRY_BACKOFF_SECONDS", "0.001")
+    assert job_queue(Settings(), lambda: None).retry_unit == timedelta(milliseconds=1)
+
+
 def test_a_dead_job_can_be_requeued_by_an_operator(db_queue, db):
     job_id = db_queue.enqueue("mail", {"n": 1}, max_attempts=3)
     statuses = []

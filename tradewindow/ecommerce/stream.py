@@ -41,7 +41,7 @@ from tradewindow.platform import jsontext
 from tradewindow.platform.auth import Actor
 from tradewindow.platform.bulk import cycle_collection_paused
 from tradewindow.platform.db import UnitOfWork
-from tradewindow.platform.jobs import DatabaseJobQueue, backoff
+from tradewindow.platform.jobs import DEAD, DatabaseJobQueue, backoff
 from tradewindow.platform.settings import Settings
 
 log = logging.getLogger("tradewindow.cbec.stream")
@@ -89,6 +89,12 @@ def _log_refusals(name: Callable[[int], str], outcomes: list[str | list]) -> int
     return refused
 
 
+def _first_line(exc: BaseException) -> str:
+    """The error's type and first line: a database error's further lines hold the statement and
+    its parameters (documents' personal data), which stay out of the log."""
+    return f"{type(exc).__name__}: {str(exc).partition(chr(10))[0]}"
+
+
 def apply_bodies(uow: UnitOfWork, bodies: list[Any], name: Callable[[int], str],
                  sampling: model.Sampling | None) -> None:
     """Apply a batch of queued documents (the same code for both queues); refusals are logged,
@@ -104,13 +110,15 @@ class CbecStream:
     """The e-commerce stream on NATS JetStream."""
 
     def __init__(self, url: str, partitions: int = 8, ack_wait: timedelta = timedelta(seconds=30),
-                 duplicate_window: timedelta = timedelta(hours=1), fetch_timeout: float = 5.0) -> None:
+                 duplicate_window: timedelta = timedelta(hours=1), fetch_timeout: float = 5.0,
+                 retry_unit: timedelta = timedelta(seconds=1)) -> None:
         from nats.js import api  # nats-py only where used
 
         from tradewindow.platform.nats_queue import NatsConnection
 
         self.conn = NatsConnection(url)
         self.partitions, self.ack_wait, self.fetch_timeout = partitions, ack_wait, fetch_timeout
+        self.retry_unit = retry_unit        # see platform.jobs.backoff
         self.conn.ensure_stream(api.StreamConfig(
             name=STREAM, subjects=[f"{SUBJECTS}.>"], retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE, duplicate_window=duplicate_window.total_seconds()))
@@ -122,7 +130,8 @@ class CbecStream:
     @classmethod
     def from_settings(cls, settings: Settings) -> CbecStream:
         return cls(settings.nats_url, settings.cbec_stream_partitions,
-                   timedelta(seconds=settings.nats_ack_wait_seconds))
+                   timedelta(seconds=settings.nats_ack_wait_seconds),
+                   retry_unit=timedelta(seconds=settings.retry_backoff_seconds))
 
     # --- publishing ------------------------------------------------------------------------------
 
@@ -251,9 +260,12 @@ class CbecStream:
 
             delivered = msg.metadata.num_delivered
             if delivered < MAX_DELIVERIES:
-                log.warning("cbec record failed (delivery %d), retrying: %s", delivered, exc)
-                self.conn.run(msg.nak(delay=backoff(delivered).total_seconds()))
+                log.warning("cbec record %s failed (delivery %d), retrying: %s", self._name(msg), delivered,
+                            _first_line(exc))
+                self.conn.run(msg.nak(delay=backoff(delivered, self.retry_unit).total_seconds()))
                 return
+            log.error("cbec record %s dead-lettered after %d deliveries: %s", self._name(msg), delivered,
+                      _first_line(exc))
             headers = {k: v for k, v in (msg.headers or {}).items() if k != MSG_ID}
             headers["Tw-Error"] = f"{type(exc).__name__}: {exc}"[:4000].replace("\n", " ")
             self.conn.run(self.conn.js.publish(msg.subject.replace(SUBJECTS, DEAD_SUBJECTS, 1), msg.data,
@@ -284,10 +296,11 @@ class DatabaseRecordQueue:
     lease, so a killed worker's documents are claimed again once it runs out."""
 
     def __init__(self, uow_factory: Callable[[], UnitOfWork], partitions: int = 1,
-                 lease: timedelta = timedelta(minutes=1), name: str | None = None) -> None:
+                 lease: timedelta = timedelta(minutes=1), name: str | None = None,
+                 retry_unit: timedelta = timedelta(seconds=1)) -> None:
         self._uow = uow_factory
         self.partitions = partitions          # one queue: the buyers' locks keep the limits
-        self.queue = DatabaseJobQueue(uow_factory, lease)
+        self.queue = DatabaseJobQueue(uow_factory, lease, retry_unit)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def publish(self, actor: Actor, kind: Kind, raw: dict[str, Any], record: model.Record) -> bool:
@@ -311,7 +324,12 @@ class DatabaseRecordQueue:
                 try:
                     apply_bodies(uow, [job.payload], lambda _, job=job: f"job {job.id}", sampling)
                 except Exception as failure:  # noqa: BLE001 - retried with back-off, then dead
-                    self.queue.fail(job, f"{type(failure).__name__}: {failure}")
+                    if self.queue.fail(job, f"{type(failure).__name__}: {failure}") == DEAD:
+                        log.error("cbec record job %s dead-lettered after %d deliveries: %s", job.id, job.attempts,
+                                  _first_line(failure))
+                    else:
+                        log.warning("cbec record job %s failed (delivery %d), retrying: %s", job.id, job.attempts,
+                                    _first_line(failure))
                 else:
                     self.queue.complete(job)
             return len(claimed)
@@ -331,7 +349,8 @@ def record_queue(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> R
     """The implementation settings.job_queue names: NATS JetStream, or the database (default)."""
     if settings.job_queue == "nats":
         return CbecStream.from_settings(settings)
-    return DatabaseRecordQueue(uow_factory, lease=timedelta(seconds=settings.nats_ack_wait_seconds))
+    return DatabaseRecordQueue(uow_factory, lease=timedelta(seconds=settings.nats_ack_wait_seconds),
+                               retry_unit=timedelta(seconds=settings.retry_backoff_seconds))
 
 
 def run_forever(queue: RecordQueue, uow_factory: Callable[[], UnitOfWork], stopping: threading.Event,

@@ -48,15 +48,17 @@ class JobQueue(Protocol):
     def depth(self) -> dict[str, int]: ...
 
 
-def backoff(attempts: int) -> timedelta:
-    """Seconds before the next try: 2, 4, 8, ... capped at one hour."""
-    return timedelta(seconds=min(2 ** attempts, 3600))
+def backoff(attempts: int, unit: timedelta = timedelta(seconds=1)) -> timedelta:
+    """Time before the next try: 2, 4, 8, ... units (a second; settings.retry_backoff_seconds),
+    capped at one hour."""
+    return min(unit * 2 ** min(attempts, 32), timedelta(hours=1))
 
 
 class DatabaseJobQueue:
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], lease: timedelta = timedelta(minutes=5)):
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], lease: timedelta = timedelta(minutes=5),
+                 retry_unit: timedelta = timedelta(seconds=1)):
         self._uow = uow_factory
-        self.lease = lease
+        self.lease, self.retry_unit = lease, retry_unit     # retry_unit: see `backoff`
 
     def enqueue(self, queue: str, payload: dict[str, Any], *, dedup_key: str | None = None,
                 run_after: datetime | None = None, max_attempts: int = 5,
@@ -120,7 +122,7 @@ class DatabaseJobQueue:
             now = utcnow()
             result = conn.execute(update(jobs).where(*self._still_held(job)).values(
                 status=status, last_error=error[:4000], locked_by=None, locked_until=None,
-                run_after=now + backoff(job.attempts),
+                run_after=now + backoff(job.attempts, self.retry_unit),
                 finished_at=now if status == DEAD else None))
         return status if result.rowcount == 1 else RUNNING
 
@@ -151,13 +153,14 @@ class DatabaseJobQueue:
 def job_queue(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> JobQueue:
     """The implementation settings.job_queue names: "database" (the embedded default) or "nats"
     (JetStream at settings.nats_url, platform/nats_queue.py)."""
+    retry_unit = timedelta(seconds=settings.retry_backoff_seconds)
     if settings.job_queue == "database":
-        return DatabaseJobQueue(uow_factory)
+        return DatabaseJobQueue(uow_factory, retry_unit=retry_unit)
     if settings.job_queue == "nats":
         from tradewindow.platform.nats_queue import JetStreamJobQueue  # nats-py only where used
 
-        return JetStreamJobQueue(settings.nats_url,
-                                 lease=timedelta(seconds=settings.nats_ack_wait_seconds))
+        return JetStreamJobQueue(settings.nats_url, lease=timedelta(seconds=settings.nats_ack_wait_seconds),
+                                 retry_unit=retry_unit)
     raise ValueError(f"TRADEWINDOW_JOB_QUEUE={settings.job_queue!r}: use \"database\" or \"nats\".")
 
 

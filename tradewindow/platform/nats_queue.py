@@ -94,8 +94,10 @@ class NatsConnection:
 class JetStreamJobQueue:
     def __init__(self, url: str, *, name: str = "TW_JOBS", subjects: str = "tw.jobs",
                  lease: timedelta = timedelta(minutes=5), duplicate_window: timedelta = timedelta(hours=1),
-                 fetch_timeout: float = 0.2, connection: NatsConnection | None = None) -> None:
+                 fetch_timeout: float = 0.2, connection: NatsConnection | None = None,
+                 retry_unit: timedelta = timedelta(seconds=1)) -> None:
         self.conn = connection or NatsConnection(url)
+        self.retry_unit = retry_unit        # see jobs.backoff
         self.name, self.subjects = name, subjects
         self.dead_name, self.dead_subjects = f"{name}_DEAD", f"{subjects}_dead"
         self.lease, self.fetch_timeout = lease, fetch_timeout
@@ -182,7 +184,7 @@ class JetStreamJobQueue:
             # work-queue stream, where it would count as queued for ever.
             self.conn.run(msg.ack_sync(timeout=5))
             return DEAD
-        self.conn.run(msg.nak(delay=backoff(job.attempts).total_seconds()))
+        self.conn.run(msg.nak(delay=backoff(job.attempts, self.retry_unit).total_seconds()))
         return QUEUED
 
     def depth(self) -> dict[str, int]:

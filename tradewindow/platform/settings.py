@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     # How long a worker may hold a JetStream message before it is redelivered (the lease).
     nats_ack_wait_seconds: float = 300
+    # A failed job or stream message is tried again after 2, 4, 8, ... times this (at most an hour).
+    retry_backoff_seconds: float = 1
     # The cross-border e-commerce stream is split by buyer into this many subjects (partitions).
     cbec_stream_partitions: int = 8
     worker_poll_seconds: float = 0.5

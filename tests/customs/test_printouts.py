@@ -383,3 +383,36 @@ def test_the_embedded_fonts_have_every_character_the_pdf_prints(client, cw, as_u
         assert {chr(code) for code in printed - covered} == set(), kind
         chinese = TRADER_ZH if kind == documents.TAX_NOTICE else TRADER_ZH + DESCRIPTION_ZH   # no descriptions
         assert {ord(char) for char in chinese} <= covered
+
+
+def test_a_pdf_embeds_the_gb2312_subset_unless_a_character_needs_the_full_cjk_font():
+    latin = documents.LATIN_FONTS
+    subset, full = ((family, "", filename) for family, filename in documents.CJK_FONTS)
+    assert documents.pdf_fonts(set("Yangtze Auto Import — 1,234.50 “CIF”")) == latin
+    assert documents.pdf_fonts(set("西永海关 重庆扬子汽车进口有限公司（西永），　")) == (*latin, subset)
+    assert documents.pdf_fonts(set("重庆鑫堃贸易有限公司")) == (*latin, full)        # 堃 is not in GB 2312
+    assert documents.pdf_fonts(set("प्रोसेसर")) == latin                          # no font has Devanagari
+
+
+def test_a_name_outside_gb2312_prints_from_the_full_cjk_font(client, cw, as_user):
+    registry.update_enterprise(cw.uow, cw["zone"], cw.enterprises["trader"]["id"], {"name_zh": "重庆鑫堃贸易有限公司"})
+    declaration = lodge(cw, filing("PR-18", {**ICS, "description": "处理器"}))
+    response = client.get(url(declaration, "declaration"), headers=as_user("trader"))
+    assert "重庆鑫堃贸易有限公司" in "".join(pdf_text(response).split())
+    fonts = embedded_fonts(response.content)
+    assert ord("堃") in set().union(*(font.getBestCmap() for font in fonts.values()))
+
+
+def test_the_cjk_fonts_cover_gb2312_the_cjk_unified_ideographs_and_chinese_punctuation():
+    gb2312 = set()
+    for first in range(0xB0, 0xF8):              # rows 16-87: the 6,763 hanzi
+        for second in range(0xA1, 0xFF):
+            try:
+                gb2312.add(ord(bytes((first, second)).decode("gb2312")))
+            except UnicodeDecodeError:
+                continue
+    assert len(gb2312) == 6763
+    punctuation = {ord(char) for char in "，（）　、。：；「」【】《》？！"}
+    subset, full = (documents.font_characters(filename) for _, filename in documents.CJK_FONTS)
+    assert gb2312 | punctuation <= subset
+    assert set(range(0x4E00, 0x9FA6)) | punctuation <= full       # every ideograph of Unicode 3.0 (GB 18030)

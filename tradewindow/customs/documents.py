@@ -11,22 +11,26 @@ make the same PDF, so no host font is used; their licences lie beside them). Lat
 Liberation Sans 2.1.5 (SIL OFL 1.1), regular and bold, whose widths are Helvetica's: the layout
 and the alignment of figures are those of the core-font PDF before. Every character it lacks (CJK
 ideographs, full-width punctuation, the ideographic space) falls back to Droid Sans Fallback
-(Apache-2.0; all 20,902 CJK Unified Ideographs, so GB 2312 and GB 18030's, and 6,582 of
-Extension A), which has a single weight: Chinese in a bold line prints regular. fpdf2 embeds
-only the glyphs used (a few kB per PDF). A character no embedded font has prints as '?', and an
-item description with one as the English description of its tariff line; none of Chinese, Latin
-or common punctuation does."""
+(Apache-2.0), which has a single weight: Chinese in a bold line prints regular. Of that font a
+PDF embeds its GB 2312 subset (made by scripts/make_pdf_fonts.py: the 6,763 hanzi of GB 2312,
+CJK and full-width punctuation), or, when the printout has a character only the full font has,
+the full font (all 20,902 CJK Unified Ideographs and 6,582 of Extension A): fpdf2 parses each font
+anew for every PDF, and the full one costs four times the subset's CPU. fpdf2 embeds only the
+glyphs used. A character no vendored font has prints as '?', and an item description with one as
+the English description of its tariff line; none of Chinese, Latin or common punctuation does."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
@@ -325,22 +329,61 @@ def html(printout: Printout, pdf_url: str = "", back_url: str = "") -> str:
 # --- PDF -------------------------------------------------------------------------------------------
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "web" / "static" / "fonts"
-SANS, CJK = "liberationsans", "droidsansfallback"
-# (family, style, file): Latin in Liberation Sans, regular and bold; CJK in Droid Sans Fallback.
-FONTS = ((SANS, "", "LiberationSans-Regular.ttf"), (SANS, "B", "LiberationSans-Bold.ttf"),
-         (CJK, "", "DroidSansFallbackFull.ttf"))
+SANS = "liberationsans"
+LATIN_FONTS = ((SANS, "", "LiberationSans-Regular.ttf"), (SANS, "B", "LiberationSans-Bold.ttf"))
+# (family, file), smallest first. fpdf2 parses every font a PDF uses, for every PDF: the full font
+# costs some 200 ms of CPU, its GB 2312 subset (scripts/make_pdf_fonts.py) some 45 ms, so a
+# printout embeds the subset unless its text has a character only the full font has.
+CJK_FONTS = (("droidsansfallbackgb", "DroidSansFallback-GB2312.ttf"),
+             ("droidsansfallback", "DroidSansFallbackFull.ttf"))
+
+
+@cache
+def font_characters(filename: str) -> frozenset[int]:
+    """The characters a vendored font has (read once per process)."""
+    return frozenset(TTFont(FONT_DIR / filename, lazy=True).getBestCmap())
+
+
+def pdf_fonts(characters: set[str]) -> tuple[tuple[str, str, str], ...]:
+    """(family, style, file) of the fonts a PDF of these characters embeds: Liberation Sans, and
+    the smallest CJK font that has every character Liberation Sans lacks and Droid has, if any."""
+    needed = {ord(char) for char in characters} - font_characters(LATIN_FONTS[0][2])
+    printable = needed & font_characters(CJK_FONTS[-1][1])
+    if not printable:
+        return LATIN_FONTS
+    family, filename = next(font for font in CJK_FONTS if printable <= font_characters(font[1]))
+    return (*LATIN_FONTS, (family, "", filename))
+
+
+def _characters(value: Any) -> set[str]:
+    """Every character of every text in a printout, its declaration view included."""
+    if isinstance(value, str):
+        return set(value)
+    if isinstance(value, Mapping):
+        parts: Any = value.values()
+    elif isinstance(value, list | tuple):
+        parts = value
+    elif is_dataclass(value):
+        parts = (getattr(value, part.name) for part in fields(value))
+    else:
+        return set()
+    found: set[str] = set()
+    for part in parts:
+        found |= _characters(part)
+    return found
 
 
 class _Document(FPDF):
     def __init__(self, printout: Printout, landscape: bool) -> None:
         super().__init__(orientation="L" if landscape else "P", unit="mm", format="A4")
         self.printout = printout
-        for family, style, filename in FONTS:
+        fonts = pdf_fonts(_characters(printout))
+        for family, style, filename in fonts:
             self.add_font(family, style, FONT_DIR / filename)
-        # A character Liberation Sans lacks is set in Droid Sans Fallback, in bold text too (it
-        # has no bold face): exact_match=False.
-        self.set_fallback_fonts([CJK], exact_match=False)
-        self._cmaps = tuple(font.cmap for font in self.fonts.values())
+        # A character Liberation Sans lacks is set in the CJK font, in bold text too (Droid Sans
+        # Fallback has no bold face): exact_match=False.
+        self.set_fallback_fonts([family for family, _, _ in fonts if family != SANS], exact_match=False)
+        self._covered = frozenset().union(*(font_characters(filename) for _, _, filename in fonts))
         self.set_margins(14, 14, 14)
         self.set_auto_page_break(True, margin=16)
         self.set_title(f"{printout.title} {printout.number}")
@@ -351,7 +394,7 @@ class _Document(FPDF):
     def printable(self, text: str, fallback: str | None = None) -> str:
         """The text when the embedded fonts have every character of it; else the fallback (the
         tariff line's English description of an item), else the text with '?' for what no font has."""
-        missing = {char for char in text if char != "\n" and not any(ord(char) in cmap for cmap in self._cmaps)}
+        missing = {char for char in text if char != "\n" and ord(char) not in self._covered}
         if not missing:
             return text
         if fallback is not None and fallback != text:

@@ -94,7 +94,9 @@ def run(postgres_cluster, nats_server, tmp_path: Path, name: str, kill_one: bool
            "TRADEWINDOW_CBEC_STREAM_PARTITIONS": str(PARTITIONS)}
     env.pop("TRADEWINDOW_DEMO_MODE", None)
     log = tmp_path / f"{name}.log"
-    CbecStream(nats_server.url, PARTITIONS).delete_streams()     # nothing left by other runs
+    stale = CbecStream(nats_server.url, PARTITIONS)
+    stale.delete_streams()                      # nothing left by other runs
+    stale.close()                               # before the server stops, or its client reconnects in vain
     publisher = CbecStream(nats_server.url, PARTITIONS)
     parcels, lines = records()
     workers: list[subprocess.Popen[bytes]] = []

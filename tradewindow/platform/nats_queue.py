@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Coroutine
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ from tradewindow.platform.db import utcnow
 from tradewindow.platform.jobs import DEAD, QUEUED, RUNNING, Job, backoff
 
 T = TypeVar("T")
+log = logging.getLogger("tradewindow.nats")
 MSG_ID = "Nats-Msg-Id"
 RUN_AFTER = "Tw-Run-After"
 MAX_ATTEMPTS = "Tw-Max-Attempts"
@@ -59,11 +61,24 @@ class NatsConnection:
         self._thread.start()
         try:
             self.nc = self.run(nats.connect(url, connect_timeout=connect_timeout, max_reconnect_attempts=-1,
-                                            allow_reconnect=True), timeout=connect_timeout + 5)
+                                            allow_reconnect=True, error_cb=self._error,
+                                            disconnected_cb=self._disconnected, reconnected_cb=self._reconnected),
+                               timeout=connect_timeout + 5)
         except BaseException:
             self._stop_loop()
             raise
         self.js = self.nc.jetstream()
+
+    # nats-py's own error callback logs each error with its traceback: while a server restarts,
+    # one every reconnect attempt (2 s). Each is one line here; the client keeps trying.
+    async def _error(self, exc: Exception) -> None:
+        log.warning("NATS %s: %s: %s", self.url, type(exc).__name__, exc)
+
+    async def _disconnected(self) -> None:
+        log.warning("NATS %s: disconnected; reconnecting", self.url)
+
+    async def _reconnected(self) -> None:
+        log.info("NATS %s: reconnected", self.url)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

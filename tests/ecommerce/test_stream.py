@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.ecommerce.conftest import Parcel
+from tests.ecommerce.conftest import Parcel, resident_id
 from tradewindow.ecommerce import service, stream
-from tradewindow.ecommerce.model import Kind, parse_record
+from tradewindow.ecommerce.model import Kind, mask_id, parse_record
 from tradewindow.platform.db import UnitOfWork, make_engine
 from tradewindow.platform.jobs import DEAD, DatabaseJobQueue
 from tradewindow.platform.settings import get_settings
@@ -233,3 +233,60 @@ def test_a_document_failing_every_time_is_dead_lettered_after_max_deliveries_and
         if queue == "nats":
             records.delete_streams()
             records.close()
+
+
+def _written(uow, order_nos: list[str]) -> dict:
+    """What deciding the parcels left behind, as comparable values: their documents, the parcels'
+    results, audit records and events (without ids, times and the ids' order)."""
+    from sqlalchemy import select
+
+    from tradewindow.ecommerce.tables import cbec_orders, cbec_parcels, cbec_payments, cbec_waybills
+    from tradewindow.platform.audit import audit_trail
+    from tradewindow.platform.tables import outbox_events
+
+    with uow.read() as conn:
+        documents = sorted((t.name, tuple(r)) for t in (cbec_orders, cbec_payments, cbec_waybills)
+                           for r in conn.execute(select(*(c for c in t.c if c.name != "received_at"))
+                                                 .where(t.c.order_no.in_(order_nos))))
+        parcels = sorted(tuple(r) for r in conn.execute(
+            select(*(c for c in cbec_parcels.c if c.name not in ("id", "decided_at")))
+            .where(cbec_parcels.c.order_no.in_(order_nos))))
+        numbers = [(name.removesuffix("s"), row[0]) for name, row in documents]
+        numbers += [("cbec_parcel", order_no) for order_no in order_nos]
+        audits = sorted((a["action"], a["object_type"], a["object_id"], a["actor_user_id"], a["actor_name"],
+                         a["before"], json.dumps(a["after"], sort_keys=True))
+                        for object_type, number in numbers for a in audit_trail(conn, object_type, number))
+        events = sorted((e.event_type, e.aggregate_id, e.owner_enterprise_id, json.dumps(e.payload, sort_keys=True))
+                        for e in conn.execute(select(outbox_events).where(outbox_events.c.aggregate_id.in_(order_nos))))
+    return {"documents": documents, "parcels": parcels, "audits": audits, "events": events}
+
+
+def test_a_batch_of_many_parcels_writes_what_sending_them_one_by_one_writes(cbec_world, uow, db):
+    """A stream batch writes its rows as text in a few statements (COPY on PostgreSQL): the same
+    documents, results, audit records and events as the same parcels sent one at a time."""
+    def parcels(prefix: str, buyer: str) -> list[Parcel]:
+        made = [Parcel(order_no=f"{prefix}-{n:03d}", buyer=buyer, value=str(100 + n)) for n in range(30)]
+        made[3].order["buyer_id_number"] = "110105199001010000"       # invalid: rejected
+        return made
+
+    one_by_one, batched = parcels("ONE", resident_id(10)), parcels("MANY", resident_id(11))
+    for parcel in one_by_one:
+        for kind, who in ((Kind.ORDER, "platform"), (Kind.PAYMENT, "payment"), (Kind.WAYBILL, "logistics")):
+            service.submit(uow, cbec_world[who], kind, getattr(parcel, kind.value))
+    queue = stream.DatabaseRecordQueue(lambda: UnitOfWork(db))
+    for parcel in batched:
+        for kind, who in ((Kind.ORDER, "platform"), (Kind.PAYMENT, "payment"), (Kind.WAYBILL, "logistics")):
+            raw = getattr(parcel, kind.value)
+            queue.publish(cbec_world[who], kind, raw, parse_record(kind, raw))
+    assert queue.run_once(uow) == 90
+
+    def renamed(written: dict) -> str:
+        text = json.dumps(written, default=str, ensure_ascii=False).replace("ONE-", "MANY-")
+        for a, b in ((resident_id(10), resident_id(11)), (mask_id(resident_id(10)), mask_id(resident_id(11)))):
+            text = text.replace(a, b)
+        return text
+
+    expected, got = _written(uow, [p.order_no for p in one_by_one]), _written(uow, [p.order_no for p in batched])
+    assert len(got["parcels"]) == 30 and len(got["audits"]) == 120 and len(got["events"]) == 30
+    assert {p[8] for p in got["parcels"]} == {"release", "reject"}
+    assert json.loads(renamed(expected)) == json.loads(json.dumps(got, default=str, ensure_ascii=False))

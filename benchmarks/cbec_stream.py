@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,12 +54,16 @@ PARTITIONS = 8
 KINDS = {"orders": model.Kind.ORDER, "payments": model.Kind.PAYMENT, "waybills": model.Kind.WAYBILL}
 
 
-def publish_all(stream: CbecStream, directory: Path) -> tuple[int, int]:
-    """Publish every line of the three files; returns (records published, complete parcels)."""
+def publish_all(stream: CbecStream, directory: Path, arrival: str = "files") -> tuple[int, int]:
+    """Publish every line of the three files, file after file (`arrival` "files": every order
+    before any payment, every payment before any waybill, so no parcel is complete until the
+    waybills come) or mixed (the next line of each file in turn, as documents sent over the same
+    hours arrive); returns (records published, complete parcels)."""
     published = 0
     numbers: dict[model.Kind, set[str]] = {kind: set() for kind in KINDS.values()}
-    messages = []
+    by_file: list[list[tuple[str, bytes, str]]] = []
     for name, kind in KINDS.items():
+        by_file.append(messages := [])
         with open(directory / f"{name}.ndjson", encoding="utf-8") as lines:
             for line in lines:
                 raw = json.loads(line)
@@ -68,6 +76,10 @@ def publish_all(stream: CbecStream, directory: Path) -> tuple[int, int]:
                 messages.append((f"{SUBJECTS}.{partition(record, stream.partitions)}", body,
                                  message_id(kind, record)))
     complete = len(numbers[model.Kind.ORDER] & numbers[model.Kind.PAYMENT] & numbers[model.Kind.WAYBILL])
+    if arrival == "files":
+        messages = [message for file in by_file for message in file]
+    else:
+        messages = [message for line in itertools.zip_longest(*by_file) for message in line if message]
 
     async def send() -> None:
         nc = stream.conn.nc
@@ -91,6 +103,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1000, help="documents per worker transaction and partition")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--arrival", choices=("files", "mixed"), default="files",
+                        help="publish the files one after the other, or their lines in turn (see publish_all)")
+    parser.add_argument("--log", help="keep the workers' log in this file")
+    parser.add_argument("--profile", help="run each worker under `py-spy record --format raw` (this py-spy "
+                                          "binary); its samples go to --log's name + .<n>.spy")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tw-cbec-stream-") as scratch, \
@@ -103,7 +120,7 @@ def main() -> None:
         tariff.load_demo_schedule(UnitOfWork(engine), Actor(user_id=None, username="bench", role=Role.CUSTOMS))
         stream = CbecStream(nats.url, PARTITIONS)
         started = time.perf_counter()
-        published, complete = publish_all(stream, files)
+        published, complete = publish_all(stream, files, args.arrival)
         publish_seconds = time.perf_counter() - started
         depth = stream.depth()
         print(f"{published} records published ({depth} after de-duplication) in {publish_seconds:.1f} s; "
@@ -115,10 +132,12 @@ def main() -> None:
         env.pop("TRADEWINDOW_DEMO_MODE", None)
         log = open(files / "workers.log", "wb")  # noqa: SIM115 - closed below
         load_before = [round(x, 2) for x in os.getloadavg()]
-        server_began = server_cpu(cluster.data_dir)
-        started = time.perf_counter()
-        workers = [subprocess.Popen([TRADEWINDOW, "worker", "cbec", "--batch", str(args.batch)], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT) for _ in range(args.workers)]
+        server_began, nats_began = server_cpu(cluster.data_dir), process_cpu(nats.process.pid)
+        started, started_at = time.perf_counter(), datetime.now(UTC)
+        command = [TRADEWINDOW, "worker", "cbec", "--batch", str(args.batch)]
+        workers = [subprocess.Popen(command if not args.profile else [
+            args.profile, "record", "--format", "raw", "-r", "200", "-o", f"{args.log or 'workers'}.{n}.spy",
+            "--", *command], env=env, stdout=log, stderr=subprocess.STDOUT) for n in range(args.workers)]
 
         def decided() -> int:
             with engine.connect() as conn:
@@ -136,13 +155,17 @@ def main() -> None:
                 time.sleep(0.5)
             wall = time.perf_counter() - started
             server = server_cpu(cluster.data_dir) - server_began
+            nats_cpu = process_cpu(nats.process.pid) - nats_began
         finally:
             for worker in workers:
-                worker.terminate()
+                for child in _children(worker.pid) if args.profile else [worker.pid]:
+                    os.kill(child, signal.SIGTERM)     # py-spy writes its samples once its child ends
             for worker in workers:
                 worker.wait(timeout=30)
             cpu = _children_cpu()
             log.close()
+            if args.log:
+                shutil.copyfile(files / "workers.log", args.log)
         with engine.connect() as conn:
             first, final, count = conn.execute(select(func.min(cbec_parcels.c.decided_at),
                                                       func.max(cbec_parcels.c.decided_at),
@@ -152,25 +175,42 @@ def main() -> None:
         engine.dispose()
         stream.close()
         steady = (final - first).total_seconds()
+        first_after = (first - started_at).total_seconds()
         figures = {
-            "parcels": count, "records": published, "workers": args.workers, "batch": args.batch,
+            "parcels": count, "records": published, "arrival": args.arrival, "workers": args.workers,
+            "batch": args.batch,
             "wall_seconds": round(wall, 2), "parcels_per_second_wall": round(count / wall),
-            "steady_seconds": round(steady, 2),
+            "steady_seconds": round(steady, 2), "first_decision_after_seconds": round(first_after, 2),
             "parcels_per_second_steady": round(count / steady) if steady else None,
             "worker_cpu_seconds": round(cpu, 1),
             "cpu_ms_per_parcel": round(cpu * 1000 / count, 3) if count else None,
             "server_cpu_seconds": round(server, 1),
             "server_cpu_ms_per_parcel": round(server * 1000 / count, 3) if count else None,
+            "nats_cpu_seconds": round(nats_cpu, 1),
+            "nats_cpu_ms_per_parcel": round(nats_cpu * 1000 / count, 3) if count else None,
             "load_average_before": load_before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "decisions": by_decision, "target_parcels_per_second": 10_000,
         }
         print(f"{count} parcels decided by {args.workers} workers: {figures['parcels_per_second_wall']} parcels/s "
               f"over {wall:.1f} s from start-up, {figures['parcels_per_second_steady']} parcels/s between the "
-              f"first and last decision; workers' CPU {cpu:.1f} s ({figures['cpu_ms_per_parcel']} ms per parcel), "
+              f"first and last decision (the first {first_after:.1f} s after start); "
+              f"workers' CPU {cpu:.1f} s ({figures['cpu_ms_per_parcel']} ms per parcel), "
               f"PostgreSQL's "
-              f"{server:.1f} s ({figures['server_cpu_ms_per_parcel']} ms per parcel); load average "
+              f"{server:.1f} s ({figures['server_cpu_ms_per_parcel']} ms per parcel), nats-server's {nats_cpu:.1f} s "
+              f"({figures['nats_cpu_ms_per_parcel']} ms per parcel); load average "
               f"{load_before[0]} before, {figures['load_average_after'][0]} after")
         print(json.dumps(figures))
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (the nats-server), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def _children_cpu() -> float:

@@ -29,14 +29,12 @@ from sqlalchemy import (
     TypeDecorator,
     bindparam,
     cast,
-    column,
     create_engine,
     event,
     func,
     insert,
     literal_column,
     select,
-    true,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -368,16 +366,19 @@ def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str]
     On PostgreSQL each distinct value is its own index probe, whatever the planner estimates: the
     values travel as ONE parameter, the text of a text[] literal (`bulk.array_text`: psycopg
     adapts a list element by element in Python, and the server parses the literal in a fifth of
-    the time it takes to unpack the same as JSON), unpacked by the server (unnest), and each is
-    joined to a sub-select of its own (LATERAL, fenced by OFFSET 0, so the planner cannot flatten
-    it into a join). Two spellings measured worse, both because the planner chose to read or hash
-    whole tables: `key = ANY(array literal)` (it knows the count: for a few hundred values it read
-    a document table whole as long as it held less than some tens of thousands of rows, so each
-    e-commerce stream batch cost in proportion to everything stored before; 20,000 parcels, server
-    CPU 200 -> 92 us/parcel once probed per value), and `key IN (SELECT unnest(...))` (taken as a
-    set of 100 values: once containment was large and analysed, every EPCIS document hashed the
-    whole table; 300,000 events, server CPU 181 -> 125 us/event). tests/platform/test_keyed_by.py
-    EXPLAINs the statement so that neither comes back unnoticed.
+    the time it takes to unpack the same as JSON), which the server unpacks into an array again,
+    `key = ANY(ARRAY(SELECT unnest(...)))`: an array a sub-select makes is one the planner cannot
+    count (it assumes a few values), so it takes the index, and the index scan descends once per
+    value (sorted, each once). Two spellings measured worse, both because the planner chose to read
+    or hash whole tables: `key = ANY(array literal)` (it knows the count: for a few hundred values
+    it read a document table whole as long as it held less than some tens of thousands of rows,
+    so each e-commerce stream batch cost in proportion to everything stored before), and
+    `key IN (SELECT unnest(...))` (taken as a set of 100 values: once containment was large and
+    analysed, every EPCIS document hashed the whole table; 300,000 events, server CPU 181 -> 125
+    us/event once probed). A sub-select per value (unnest JOIN LATERAL, fenced by OFFSET 0) probes
+    each value too, but costs the server half as much again per value (13,000 EPCs of a table of
+    300,000 rows: ~127 against ~73 ms). tests/platform/test_keyed_by.py EXPLAINs the statement on
+    a small analysed table so that neither plan comes back unnoticed.
 
     `probe=False` is for a small table looked up by very many values (equipment by every EPC a
     document names): `key IN (SELECT unnest(...))`, which the server may answer by hashing the
@@ -387,23 +388,19 @@ def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str]
     Elsewhere (SQLite) `key IN (...)` by KEYS_PER_STATEMENT sorted values a statement."""
     from tradewindow.platform.bulk import array_text  # bulk imports this module
 
-    distinct = list(dict.fromkeys(values))
-    if not distinct:
-        return
     if not columns:
         columns = tuple(source.c)
     if conn.dialect.name != "postgresql":
-        distinct.sort()
+        distinct = sorted(set(values))
         query = select(*columns).select_from(source)
         for start in range(0, len(distinct), KEYS_PER_STATEMENT):
             yield from conn.execute(query.where(key.in_(distinct[start:start + KEYS_PER_STATEMENT]), *where))
         return
-    listed = func.unnest(cast(bindparam("keys", array_text(distinct), type_=String()), ARRAY(Text))
-                         ).table_valued(column("v", Text)).render_derived(name="k")
-    selected = [(type_coerce(cast(c, Text), _JsonReadFromText()) if isinstance(c.type.dialect_impl(conn.dialect),
-                 JSON) else c).label(c.name) for c in columns]
-    if not probe:
-        yield from conn.execute(select(*selected).select_from(source).where(key.in_(select(listed.c.v)), *where))
+    listed = values if isinstance(values, list) else list(values)     # the server takes each once
+    if not listed:
         return
-    each = select(*selected).select_from(source).where(key == listed.c.v, *where).offset(0).lateral("t")
-    yield from conn.execute(select(*each.c).select_from(listed.join(each, true())))
+    unpacked = select(func.unnest(cast(bindparam("keys", array_text(listed), type_=String()), ARRAY(Text))))
+    selected = [type_coerce(cast(c, Text), _JsonReadFromText()).label(c.name)
+                if isinstance(c.type.dialect_impl(conn.dialect), JSON) else c for c in columns]
+    among = key == func.any(func.array(unpacked.scalar_subquery())) if probe else key.in_(unpacked)
+    yield from conn.execute(select(*selected).select_from(source).where(among, *where))

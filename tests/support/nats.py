@@ -64,6 +64,7 @@ class NatsServer:
         for attempt in range(1, attempts + 1):
             self.port = _free_port()       # may be taken before the server binds it: retry
             log = self.store / "server.log"
+            log.unlink(missing_ok=True)     # "Server is ready" must be this attempt's (_wait_until_ready)
             self.process = subprocess.Popen(
                 [str(self.binary), "-js", "-sd", str(self.store / "js"), "-a", "127.0.0.1",
                  "-p", str(self.port), "-l", str(log)],
@@ -80,11 +81,19 @@ class NatsServer:
         raise AssertionError("unreachable")
 
     def _wait_until_ready(self, timeout: float = 15.0) -> bool:
-        assert self.process is not None
+        """Whether our server came up: it says so in its log ("Server is ready", once it listens)
+        and answers on its port. Only an answer would not do: when the free port was taken
+        meanwhile (another pytest-xdist worker's server), ours fails to bind and exits, and the
+        one that answers there is not ours; its tests would be refused once it stops."""
+        assert self.process is not None and self.store is not None
+        log = self.store / "server.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
+            if not log.exists() or b"Server is ready" not in log.read_bytes():
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     if s.recv(4).startswith(b"INFO"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import psycopg
 import pytest
 
@@ -68,3 +70,20 @@ def test_reference_data_follows_the_environment_and_its_absence_fails(monkeypatc
     assert require_reference("present") == tmp_path / "present"
     with pytest.raises(pytest.fail.Exception, match=f"reference data absent-set absent at {tmp_path}"):
         require_reference("absent-set")
+
+
+def test_a_nats_server_is_ready_only_once_it_says_so_not_when_another_answers_on_its_port(monkeypatch) -> None:
+    """The free port may be taken between the probe and the server's bind (by another pytest-xdist
+    worker's server, say): the one that answers there is not ours. Ours, failing to bind, is started
+    again on another port."""
+    from tests.support import nats
+
+    with nats.running_nats() as other:
+        ports = iter([other.port])
+        real_free_port = nats._free_port
+        monkeypatch.setattr(nats, "_free_port", lambda: next(ports, None) or real_free_port())
+        with nats.running_nats() as ours:
+            assert ours.port != other.port and ours.process is not None and ours.process.poll() is None
+            other.stop()
+            with socket.create_connection(("127.0.0.1", ours.port), timeout=5) as probe:
+                assert probe.recv(4) == b"INFO"

@@ -25,3 +25,11 @@ def test_a_lost_server_is_logged_one_line_at_a_time_without_a_traceback(caplog):
     assert any("refused" in r.getMessage().lower() for r in told), [r.getMessage() for r in told]
     assert any("disconnected" in r.getMessage() for r in told)
     assert [r.getMessage() for r in told if r.exc_info or "\n" in r.getMessage()] == []
+
+
+def test_closing_a_connection_logs_nothing(caplog):
+    with running_nats() as server:
+        connection = NatsConnection(server.url)
+        with caplog.at_level(logging.INFO):
+            connection.close()
+    assert [r.getMessage() for r in caplog.records if "nats" in r.name] == []

@@ -56,6 +56,7 @@ class NatsConnection:
 
     def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
         self.url = url
+        self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tradewindow-nats", daemon=True)
         self._thread.start()
@@ -75,7 +76,8 @@ class NatsConnection:
         log.warning("NATS %s: %s: %s", self.url, type(exc).__name__, exc)
 
     async def _disconnected(self) -> None:
-        log.warning("NATS %s: disconnected; reconnecting", self.url)
+        if not self._closing:       # nats-py says so on close() too
+            log.warning("NATS %s: disconnected; reconnecting", self.url)
 
     async def _reconnected(self) -> None:
         log.info("NATS %s: reconnected", self.url)
@@ -95,6 +97,7 @@ class NatsConnection:
         self.run(ensure())
 
     def close(self) -> None:
+        self._closing = True
         try:
             self.run(self.nc.close(), timeout=10)
         except Exception:  # noqa: BLE001 - closing is best effort

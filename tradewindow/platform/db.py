@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.types import UserDefinedType
 
 from tradewindow.platform import jsontext
 from tradewindow.platform.errors import Conflict
@@ -344,15 +345,26 @@ def _combined_insert(writes: Writes) -> Any:
 KEYS_PER_STATEMENT = 500
 
 
-class _JsonReadFromText(TypeDecorator):
+class _JsonReadFromText(UserDefinedType):
     """A JSON column read back as its text and parsed by orjson (`jsontext.read`): psycopg parses
-    JSON with the standard library, several times slower."""
+    JSON with the standard library, several times slower. Its own result processor, not a
+    TypeDecorator's (which calls two functions a value); a user-defined type, which no dialect
+    replaces by its own (as psycopg's replaces a String)."""
 
-    impl = String
     cache_ok = True
 
-    def process_result_value(self, value: str | None, dialect: Any) -> Any:
-        return None if value is None else jsontext.read(value.encode())
+    def get_col_spec(self) -> str:
+        return "TEXT"
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        read = jsontext.read
+        return lambda value: None if value is None else read(value.encode())
+
+
+# PostgreSQL's look-ups without further conditions by shape (source, key, columns, probe), built
+# once each: building and keying the statement cost more than running it for a few values.
+_keyed: dict[tuple, Any] = {}
+_KEYED_KEPT = 200
 
 
 def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str], *columns: Any,
@@ -399,8 +411,16 @@ def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str]
     listed = values if isinstance(values, list) else list(values)     # the server takes each once
     if not listed:
         return
-    unpacked = select(func.unnest(cast(bindparam("keys", array_text(listed), type_=String()), ARRAY(Text))))
-    selected = [type_coerce(cast(c, Text), _JsonReadFromText()).label(c.name)
-                if isinstance(c.type.dialect_impl(conn.dialect), JSON) else c for c in columns]
-    among = key == func.any(func.array(unpacked.scalar_subquery())) if probe else key.in_(unpacked)
-    yield from conn.execute(select(*selected).select_from(source).where(among, *where))
+    shape = (source, key, columns, probe)
+    statement = None if where else _keyed.get(shape)
+    if statement is None:
+        unpacked = select(func.unnest(cast(bindparam("keys", type_=String()), ARRAY(Text))))
+        selected = [type_coerce(cast(c, Text), _JsonReadFromText()).label(c.name)
+                    if isinstance(c.type.dialect_impl(conn.dialect), JSON) else c for c in columns]
+        among = key == func.any(func.array(unpacked.scalar_subquery())) if probe else key.in_(unpacked)
+        statement = select(*selected).select_from(source).where(among, *where)
+        if not where:
+            if len(_keyed) >= _KEYED_KEPT:
+                _keyed.clear()
+            _keyed[shape] = statement
+    yield from conn.execute(statement, {"keys": array_text(listed)})

@@ -64,9 +64,19 @@ def records() -> tuple[list[Parcel], list[dict]]:
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A `tradewindow worker cbec`, returned once it says it started (connected to NATS, its
+    streams there): a loaded machine may take many seconds to start a Python process that imports
+    every context, and what the test measures from here on should not include that."""
+    before = _started(log)
     with open(log, "ab") as out:
-        return subprocess.Popen([TRADEWINDOW, "worker", "cbec", "--inspection-rate", "0", "--batch", "20"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([TRADEWINDOW, "worker", "cbec", "--inspection-rate", "0", "--batch", "20"],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_for(lambda: _started(log) > before, 120, "a worker to start", [worker], log)
+    return worker
+
+
+def _started(log: Path) -> int:
+    return log.read_bytes().count(b"cbec worker started") if log.exists() else 0
 
 
 def decided(engine) -> int:
@@ -74,11 +84,17 @@ def decided(engine) -> int:
         return conn.execute(select(func.count()).select_from(cbec_parcels)).scalar_one()
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
+def wait_for(condition, timeout: float, what: str, workers: list[subprocess.Popen[bytes]],
+             log: Path) -> None:
+    """Until `condition()`; fails after `timeout` seconds, or at once when one of `workers` (the
+    ones expected to run) has exited, with the workers' log."""
     deadline = time.monotonic() + timeout
     while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+        exited = [w.returncode for w in workers if w.poll() is not None]
+        if exited or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+            why = f"a worker exited ({exited})" if exited else f"timed out after {timeout} s"
+            raise AssertionError(f"{why} waiting for {what}; the workers' log ends:\n{tail}")
         time.sleep(0.1)
 
 
@@ -109,13 +125,14 @@ def run(postgres_cluster, nats_server, tmp_path: Path, name: str, kill_one: bool
         assert publisher.depth() == len(lines)
         workers.append(start_worker(env, log))
         if kill_one:
-            wait_for(lambda: decided(engine) >= 10, 30, "the first worker to decide parcels")
+            wait_for(lambda: decided(engine) >= 10, 60, "the first worker to decide parcels", workers, log)
             os.kill(workers[0].pid, signal.SIGKILL)           # in the middle of the stream
             workers[0].wait()
             assert decided(engine) < len(parcels), "the first worker finished before it could be killed"
             workers += [start_worker(env, log), start_worker(env, log)]
-        wait_for(lambda: decided(engine) == len(parcels) and publisher.depth() == 0, 60,
-                 "every parcel decided and the stream drained")
+        # A liveness bound, not a speed test: generous for a loaded machine.
+        wait_for(lambda: decided(engine) == len(parcels) and publisher.depth() == 0, 180,
+                 "every parcel decided and the stream drained", [w for w in workers if w.returncode is None], log)
     finally:
         for worker in workers:
             if worker.poll() is None:

@@ -290,3 +290,42 @@ def test_a_batch_of_many_parcels_writes_what_sending_them_one_by_one_writes(cbec
     assert len(got["parcels"]) == 30 and len(got["audits"]) == 120 and len(got["events"]) == 30
     assert {p[8] for p in got["parcels"]} == {"release", "reject"}
     assert json.loads(renamed(expected)) == json.loads(json.dumps(got, default=str, ensure_ascii=False))
+
+
+def test_documents_a_worker_holds_from_an_earlier_batch_decide_as_documents_read_back(cbec_world, uow, db,
+                                                                                        monkeypatch):
+    """A worker keeps the documents it stored until their parcel is complete, so the batch that
+    brings the last one need not read them back; what it decides is the same either way, and it
+    keeps at most WAITING_KEPT orders' documents."""
+    queue = stream.DatabaseRecordQueue(lambda: UnitOfWork(db))
+    held, read_back = Parcel(), Parcel()
+
+    def send(parcel: Parcel, *kinds: Kind) -> None:
+        who = {Kind.ORDER: "platform", Kind.PAYMENT: "payment", Kind.WAYBILL: "logistics"}
+        for kind in kinds:
+            raw = getattr(parcel, kind.value)
+            queue.publish(cbec_world[who[kind]], kind, raw, parse_record(kind, raw))
+
+    for parcel in (held, read_back):
+        send(parcel, Kind.ORDER, Kind.PAYMENT)
+    assert queue.run_once(uow) == 4
+    waiting = service._waiting_documents(uow)
+    assert set(waiting[held.order_no]) == set(waiting[read_back.order_no]) == {Kind.ORDER, Kind.PAYMENT}
+    del waiting[read_back.order_no]                  # as if stored by another worker
+    for parcel in (held, read_back):
+        send(parcel, Kind.WAYBILL)
+    assert queue.run_once(uow) == 2
+    assert held.order_no not in waiting and read_back.order_no not in waiting
+    officer = cbec_world["customs_officer"]
+    results = [service.get_parcel(uow, officer, p.order_no)["result"] for p in (held, read_back)]
+    assert results[0]["decision"] == "release"
+    own = ("order_no", "waybill_no", "buyer_year_total_after", "decided_at")
+    held_result, read_result = ({k: v for k, v in result.items() if k not in own} for result in results)
+    assert held_result == read_result
+
+    monkeypatch.setattr(service, "WAITING_KEPT", 2)
+    late = [Parcel() for _ in range(3)]
+    for parcel in late:
+        send(parcel, Kind.ORDER)
+    assert queue.run_once(uow) == 3
+    assert list(waiting) == [p.order_no for p in late[1:]]          # the oldest dropped first

@@ -40,6 +40,14 @@ def test_documents_answer_201_then_200_for_a_repeat_and_409_for_a_duplicate(sent
     assert bad.status_code == 422 and len(bad.json()["errors"]) > 5
 
 
+def test_an_amount_too_large_to_store_is_answered_422_with_its_field(cbec_world, client, as_user):
+    order = {**Parcel().order, "goods_value": "1e30", "freight": "99999999999999999999.00"}
+    response = client.post("/api/v1/cbec/orders", json=order, headers=as_user("platform"))
+    assert response.status_code == 422, response.text
+    assert {(e["path"], e["code"]) for e in response.json()["errors"]} == {
+        ("goods_value", "too_large"), ("freight", "too_large")}
+
+
 @pytest.mark.parametrize(("path", "allowed"), [("orders", "platform"), ("payments", "payment"),
                                                ("waybills", "logistics")])
 def test_each_document_endpoint_takes_its_own_party_only(cbec_world, client, as_user, path, allowed):

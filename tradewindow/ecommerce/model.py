@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from stdnum.cn import ric
 
 from tradewindow.platform.errors import Problem, Problems, ValidationFailed
-from tradewindow.platform.fields import FieldReader
+from tradewindow.platform.fields import MAX_AMOUNT, FieldReader
 from tradewindow.platform.money import FEN, apportion, format_amount
 from tradewindow.tariff import model as tariff_model
 from tradewindow.tariff.model import CBEC_ANNUAL_LIMIT, CBEC_ORDER_LIMIT, Requirement
@@ -305,9 +305,9 @@ def _q_money(value: object, positive: bool = False, cents: bool = True) -> Decim
     if type(value) is not str:
         return None
     number = Decimal(value.strip())
-    if not number.is_finite() or number < 0 or (positive and number == 0) or (
+    if not number.is_finite() or number.is_signed() or number >= MAX_AMOUNT or (positive and number == 0) or (
             cents and number != number.quantize(FEN)):
-        return None
+        return None     # the full reading says what is wrong (a negative zero it reads as zero)
     return number
 
 

@@ -19,6 +19,11 @@ from tradewindow.platform.errors import Problems
 from tradewindow.platform.money import parse_decimal
 
 ONE = Decimal(1)
+# Every amount and quantity is stored as a 64-bit integer of its smallest unit (fen, a thousandth
+# of a kilogram), and totals add many of them: a figure of a quadrillion or more is a typing or
+# encoding error ("1e30"), refused here so that it can neither overflow a column nor make Decimal
+# arithmetic (28 digits) raise far from the edge.
+MAX_AMOUNT = Decimal(10) ** 15
 
 
 class FieldReader:
@@ -77,10 +82,13 @@ class FieldReader:
         if number < 0:
             self.add(name, "negative_amount", f"{name} must not be negative.")
             return None
+        if number >= MAX_AMOUNT:
+            self.add(name, "too_large", f"{name} must be less than 1,000,000,000,000,000.")
+            return None
         if positive and number == 0:
             self.add(name, "not_positive", f"{name} must be greater than zero.")
             return None
-        return number
+        return number.copy_abs()    # "-0" is zero, not a negative zero printed as "-0.00"
 
     def rate(self, name: str, *, below_one: bool = False) -> Decimal | None:
         number = self.amount(name)

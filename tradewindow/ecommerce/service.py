@@ -22,9 +22,9 @@ to customs officers only, masked to everyone else and in audit records and event
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -667,12 +667,8 @@ def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
     for order_no, documents in known.items():
         if order_no not in complete:
             waiting[order_no] = documents
-    if len(waiting) > WAITING_KEPT:
-        # The oldest dropped, down to nine tenths, the rest kept in order in a fresh table (a dict
-        # emptied from the front one key at a time is walked past its deleted keys at each step).
-        kept = list(itertools.islice(waiting.items(), len(waiting) - WAITING_KEPT * 9 // 10, None))
-        waiting.clear()
-        waiting.update(kept)
+    while len(waiting) > WAITING_KEPT:
+        waiting.popitem(last=False)              # the oldest first
     return outcomes
 
 
@@ -684,12 +680,14 @@ def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],
 # services' back clears it with the other caches (platform.caches). Per thread and database, at
 # most WAITING_KEPT order numbers (an order and its payment ~2 KB), the oldest dropped first.
 WAITING_KEPT = 20_000
-_waiting: dict[tuple[int, int], dict[str, dict[Kind, tuple[model.Record, str | None]]]] = {}
+# (An OrderedDict: a dict emptied from the front one key at a time walks past its deleted keys at
+# every step.)
+_waiting: dict[tuple[int, int], OrderedDict[str, dict[Kind, tuple[model.Record, str | None]]]] = {}
 caches.register(_waiting.clear)
 
 
-def _waiting_documents(uow: UnitOfWork) -> dict[str, dict[Kind, tuple[model.Record, str | None]]]:
-    return _waiting.setdefault((threading.get_ident(), id(uow.engine)), {})
+def _waiting_documents(uow: UnitOfWork) -> OrderedDict[str, dict[Kind, tuple[model.Record, str | None]]]:
+    return _waiting.setdefault((threading.get_ident(), id(uow.engine)), OrderedDict())
 
 
 # --- queued documents (the stream: NATS JetStream, or the database job queue) ---------------------

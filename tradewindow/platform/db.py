@@ -27,14 +27,17 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     bindparam,
     cast,
+    column,
     create_engine,
     event,
     func,
     insert,
     literal_column,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -375,22 +378,27 @@ def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str]
     its key is given (values are taken once each); in no particular order. The one way any
     context reads by many keys at once; why it is written so:
 
-    On PostgreSQL each distinct value is its own index probe, whatever the planner estimates: the
+    On PostgreSQL each distinct value is its own index probe, whatever the planner estimates. The
     values travel as ONE parameter, the text of a text[] literal (`bulk.array_text`: psycopg
     adapts a list element by element in Python, and the server parses the literal in a fifth of
-    the time it takes to unpack the same as JSON), which the server unpacks into an array again,
-    `key = ANY(ARRAY(SELECT unnest(...)))`: an array a sub-select makes is one the planner cannot
-    count (it assumes a few values), so it takes the index, and the index scan descends once per
-    value (sorted, each once). Two spellings measured worse, both because the planner chose to read
-    or hash whole tables: `key = ANY(array literal)` (it knows the count: for a few hundred values
+    the time it takes to unpack the same as JSON), which the server unpacks (unnest). By a key
+    no two rows share (the table's own primary key or a unique column), each value is joined to
+    a sub-select of its own that stops at its row (LATERAL ... LIMIT 1, which the planner cannot
+    flatten into a join): the e-commerce stream's look-ups, measured so. By any other key (many
+    rows each: containment by parent), `key = ANY(ARRAY(SELECT unnest(...)))`: an array a
+    sub-select makes is one the planner cannot count (it assumes a few values), so it takes the
+    index, whose scan descends once per value (sorted, each once); a sub-select per value without
+    a LIMIT costs the server half as much again (13,000 EPCs of a table of 300,000 rows: ~127
+    against ~73 ms), the ANY form on the e-commerce look-ups ~10 % more server CPU per parcel
+    (20,000 parcels, busy machine). Two spellings measured far worse, because the planner read or
+    hashed whole tables: `key = ANY(array literal)` (it knows the count: for a few hundred values
     it read a document table whole as long as it held less than some tens of thousands of rows,
-    so each e-commerce stream batch cost in proportion to everything stored before), and
-    `key IN (SELECT unnest(...))` (taken as a set of 100 values: once containment was large and
-    analysed, every EPCIS document hashed the whole table; 300,000 events, server CPU 181 -> 125
-    us/event once probed). A sub-select per value (unnest JOIN LATERAL, fenced by OFFSET 0) probes
-    each value too, but costs the server half as much again per value (13,000 EPCs of a table of
-    300,000 rows: ~127 against ~73 ms). tests/platform/test_keyed_by.py EXPLAINs the statement on
-    a small analysed table so that neither plan comes back unnoticed.
+    so each e-commerce stream batch cost in proportion to everything stored before; server CPU 200
+    -> 92 us/parcel once probed per value), and `key IN (SELECT unnest(...))` (taken as a set of
+    100 values: once containment was large and analysed, every EPCIS document hashed the whole
+    table; 300,000 events, server CPU 181 -> 125 us/event once probed). tests/platform/
+    test_keyed_by.py EXPLAINs both statements on a small analysed table so that neither plan comes
+    back unnoticed.
 
     `probe=False` is for a small table looked up by very many values (equipment by every EPC a
     document names): `key IN (SELECT unnest(...))`, which the server may answer by hashing the
@@ -408,19 +416,42 @@ def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str]
         for start in range(0, len(distinct), KEYS_PER_STATEMENT):
             yield from conn.execute(query.where(key.in_(distinct[start:start + KEYS_PER_STATEMENT]), *where))
         return
-    listed = values if isinstance(values, list) else list(values)     # the server takes each once
+    each_once = probe and _unique(source, key)
+    listed = list(dict.fromkeys(values) if each_once else values)   # ANY and IN take each value once
     if not listed:
         return
     shape = (source, key, columns, probe)
     statement = None if where else _keyed.get(shape)
     if statement is None:
-        unpacked = select(func.unnest(cast(bindparam("keys", type_=String()), ARRAY(Text))))
-        selected = [type_coerce(cast(c, Text), _JsonReadFromText()).label(c.name)
-                    if isinstance(c.type.dialect_impl(conn.dialect), JSON) else c for c in columns]
-        among = key == func.any(func.array(unpacked.scalar_subquery())) if probe else key.in_(unpacked)
-        statement = select(*selected).select_from(source).where(among, *where)
+        statement = _keyed_statement(conn, source, key, columns, where, probe, each_once)
         if not where:
             if len(_keyed) >= _KEYED_KEPT:
                 _keyed.clear()
             _keyed[shape] = statement
     yield from conn.execute(statement, {"keys": array_text(listed)})
+
+
+def _keyed_statement(conn: Connection, source: Any, key: Any, columns: Sequence[Any], where: Sequence[Any],
+                     probe: bool, each_once: bool) -> Any:
+    """`rows_keyed_by`'s statement on PostgreSQL, the values' literal its parameter "keys"."""
+    selected = [type_coerce(cast(c, Text), _JsonReadFromText()).label(c.name)
+                if isinstance(c.type.dialect_impl(conn.dialect), JSON) else c for c in columns]
+    values = cast(bindparam("keys", type_=String()), ARRAY(Text))
+    if each_once:
+        listed = func.unnest(values).table_valued(column("v", Text)).render_derived(name="k")
+        each = select(*selected).select_from(source).where(key == listed.c.v, *where).limit(1).lateral("t")
+        return select(*each.c).select_from(listed.join(each, true()))
+    unpacked = select(func.unnest(values))
+    among = key == func.any(func.array(unpacked.scalar_subquery())) if probe else key.in_(unpacked)
+    return select(*selected).select_from(source).where(among, *where)
+
+
+def _unique(source: Any, key: Any) -> bool:
+    """`key` is a column of the table `source` that no two of its rows share."""
+    if source is not getattr(key, "table", None):
+        return False
+    if key.unique or (key.primary_key and len(source.primary_key.columns) == 1):
+        return True
+    return any(index.unique and list(index.columns) == [key] for index in source.indexes) or any(
+        isinstance(constraint, UniqueConstraint) and list(constraint.columns) == [key]
+        for constraint in source.constraints)

@@ -40,7 +40,6 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.types import UserDefinedType
@@ -364,6 +363,18 @@ class _JsonReadFromText(UserDefinedType):
         return lambda value: None if value is None else read(value.encode())
 
 
+class _TextArrayLiteral(UserDefinedType):
+    """A text[] parameter sent as the text of its literal (`bulk.array_text`), cast by the server
+    straight to text[] (`%(keys)s::TEXT[]`; a String's parameter cast to text[] went through
+    varchar first)."""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def get_col_spec(self) -> str:
+        return "TEXT[]"
+
+
 # PostgreSQL's look-ups without further conditions by shape (source, key, columns, probe), built
 # once each: building and keying the statement cost more than running it for a few values.
 _keyed: dict[tuple, Any] = {}
@@ -436,7 +447,7 @@ def _keyed_statement(conn: Connection, source: Any, key: Any, columns: Sequence[
     """`rows_keyed_by`'s statement on PostgreSQL, the values' literal its parameter "keys"."""
     selected = [type_coerce(cast(c, Text), _JsonReadFromText()).label(c.name)
                 if isinstance(c.type.dialect_impl(conn.dialect), JSON) else c for c in columns]
-    values = cast(bindparam("keys", type_=String()), ARRAY(Text))
+    values = bindparam("keys", type_=_TextArrayLiteral())
     if each_once:
         listed = func.unnest(values).table_valued(column("v", Text)).render_derived(name="k")
         each = select(*selected).select_from(source).where(key == listed.c.v, *where).limit(1).lateral("t")

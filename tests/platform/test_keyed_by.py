@@ -130,3 +130,25 @@ def test_each_value_is_an_index_probe_even_on_a_small_analysed_table(tables, col
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
     assert "Index Scan" in plan or "Index Only Scan" in plan, plan
     assert "Seq Scan on test_keyed_things" not in plan and "Hash" not in plan, plan
+
+
+@pytest.mark.postgres   # psycopg's prepared statements and the server's plan cache
+def test_a_look_up_run_again_and_again_is_planned_for_the_table_as_it_is_now(tables):
+    """The regression this guards: psycopg prepares a statement run five times on a connection,
+    and the server then kept a generic plan made while the table was small (read it whole,
+    comparing each row with every value), long after it had grown."""
+    _store(tables, [{"key": f"K{n:05}", "shared": f"S{n:05}", "n": n} for n in range(20)])
+    with tables.begin() as conn:
+        conn.execute(text("ANALYZE test_keyed_things"))
+    values = [f"S{n:05}" for n in range(0, 20_000, 50)]
+    with tables.connect() as conn:
+        for _ in range(15):   # prepared at the 5th; the server weighs a generic plan from the 6th after
+            list(rows_keyed_by(conn, things, things.c.shared, values, things.c.n))
+        conn.execute(insert(things), [{"key": f"K{n:05}", "shared": f"S{n:05}", "n": n} for n in range(20, 20_000)])
+        found = list(rows_keyed_by(conn, things, things.c.shared, values, things.c.n))
+        plans = conn.execute(text("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                                  "WHERE statement LIKE '%test_keyed_things%' AND statement LIKE '%unnest%'")).all()
+        conn.rollback()
+    assert sorted(row.n for row in found) == list(range(0, 20_000, 50))
+    assert plans, "psycopg prepares a statement it runs this often"
+    assert all(generic == 0 and custom >= 1 for generic, custom in plans), plans

@@ -155,7 +155,14 @@ def make_engine(url: str) -> Engine:
     # 20 connections stay open per process, enough for one server process's concurrent requests (a
     # lodging holds two at once). Those beyond are closed when returned, and each new one starts a
     # PostgreSQL server process: with 10, that churn doubled the database's CPU per lodgement.
-    engine = create_engine(url, pool_size=20, max_overflow=20, json_serializer=jsontext.stored)
+    # Every execution planned for the tables as they are now: psycopg prepares a statement run five
+    # times on a connection, and the server may then keep one generic plan, made while a table was
+    # small. The zone's tables grow by the million in a day, between two ANALYZEs: the e-commerce
+    # stream's look-up of decided orders kept a plan that read cbec_parcels whole, comparing each
+    # row with a thousand order numbers, and its server CPU per parcel more than doubled as the
+    # table grew. Planning costs tens of microseconds a statement; such a plan, seconds.
+    engine = create_engine(url, pool_size=20, max_overflow=20, json_serializer=jsontext.stored,
+                           connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
     _ping_when_idle(engine)
     return engine
 

@@ -46,7 +46,7 @@ from tradewindow.ecommerce.tables import cbec_buyer_years, cbec_orders, cbec_par
 from tradewindow.platform import caches
 from tradewindow.platform.audit import audit_record, record_audit_rows, record_audits
 from tradewindow.platform.auth import SYSTEM, Actor, Role
-from tradewindow.platform.bulk import BULK_ROWS, array_text, copy_line, copy_lines, insert_records, insert_rows
+from tradewindow.platform.bulk import BULK_ROWS, array_text, insert_records, insert_text_rows
 from tradewindow.platform.db import UnitOfWork, rows_keyed_by, utcnow
 from tradewindow.platform.errors import Conflict, NotFound, Problem, ValidationFailed, not_found, require
 from tradewindow.platform.ids import new_id, new_ids
@@ -278,7 +278,7 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
     conn, now = uow.conn, utcnow()
     for d, parcel_id in zip(decided, new_ids(len(decided)), strict=True):
         d.row["id"] = parcel_id
-    many = len(decided) >= BULK_ROWS        # a stream batch's: written as text (_insert_text_rows)
+    many = len(decided) >= BULK_ROWS        # a stream batch's: written as text (bulk.insert_text_rows)
     if many:
         reasons: dict[tuple[str, ...], str] = {}
         rows = []
@@ -293,7 +293,7 @@ def _write_decisions(uow: UnitOfWork, decided: list[_Decided]) -> None:
                          row["customs_value_fen"], row["duty_fen"], row["consumption_tax_fen"], row["vat_fen"],
                          row["total_tax_fen"], row["counted_fen"], row["year_total_after_fen"],
                          row["decided_at"].isoformat(), None, None))
-        _insert_text_rows(conn, cbec_parcels, PARCEL_COLUMNS, rows)
+        insert_text_rows(conn, cbec_parcels, PARCEL_COLUMNS, rows)
     else:
         insert_records(conn, cbec_parcels, [d.row for d in decided])
     totals: dict[tuple[str, int], list[int]] = {}
@@ -560,7 +560,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
     rows: dict[Kind, list[tuple]] = {kind: [] for kind in Kind}
     audits: list[tuple[Actor, Kind, model.Record]] = []
     outcomes: list[str | Problem] = []
-    now = utcnow().isoformat()      # the rows' values as their stored text (see _insert_text_rows)
+    now = utcnow().isoformat()      # the rows' values as their stored text (see bulk.insert_text_rows)
     for (actor, kind, record), sender in zip(records, senders, strict=True):
         body = model.canonical_text(record)
         name = TABLES[kind][1].name
@@ -583,7 +583,7 @@ def _store_many(uow: UnitOfWork, conn: Connection, records: list[tuple[Actor, Ki
         audits.append((actor, kind, record))
         outcomes.append("created")
     for kind, new in rows.items():
-        _insert_text_rows(conn, TABLES[kind][0], DOCUMENT_COLUMNS[kind], new)
+        insert_text_rows(conn, TABLES[kind][0], DOCUMENT_COLUMNS[kind], new)
     record_audit_rows(conn, [
         (record_id, now, actor.user_id, actor.username or "system", RECEIVED_ACTION[kind], f"cbec_{kind.value}",
          record.number, None, stored_json({"order_no": record.order_no}))
@@ -596,19 +596,6 @@ DOCUMENT_COLUMNS = {Kind.ORDER: ("order_no", "buyer_id_number", "ordered_at", "s
                     Kind.PAYMENT: ("payment_no", "order_no", "sender_id", "body", "received_at"),
                     Kind.WAYBILL: ("waybill_no", "order_no", "sender_id", "body", "received_at")}
 RECEIVED_ACTION = {kind: f"ecommerce.{kind.value}_received" for kind in Kind}
-
-
-def _insert_text_rows(conn: Connection, table: Any, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Rows of `table` given as tuples of `columns`' values in their stored text (times as ISO 8601
-    text with the offset, JSON as its text), as the batch path writes them: one COPY of
-    `copy_line`s on PostgreSQL (no value converted per row: psycopg's conversion of datetimes and
-    dictionaries was most of a stream worker's cost of writing), `insert_rows` elsewhere."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        copy_lines(conn, table, columns, [copy_line(row) for row in rows])
-    else:
-        insert_rows(conn, table, columns, rows, json_written=True)
 
 
 def receive_many(uow: UnitOfWork, received: list[tuple[Actor, Kind, object]],

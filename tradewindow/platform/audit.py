@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
-from tradewindow.platform.bulk import copy_line, copy_lines, insert_records, insert_rows
+from tradewindow.platform.bulk import insert_records, insert_text_rows
 from tradewindow.platform.db import utcnow
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.tables import audit_log
@@ -49,10 +49,7 @@ def record_audit_rows(conn: Connection, rows: list[tuple]) -> None:
     batch writes thousands: on PostgreSQL one COPY of `copy_line`s, no value converted per row
     (as dictionaries through `record_audits`, converting them was a tenth of a stream worker's
     CPU); elsewhere `insert_rows`."""
-    if conn.dialect.name == "postgresql":
-        copy_lines(conn, audit_log, AUDIT_COLUMNS, [copy_line(row) for row in rows])
-    else:
-        insert_rows(conn, audit_log, AUDIT_COLUMNS, rows, json_written=True)
+    insert_text_rows(conn, audit_log, AUDIT_COLUMNS, rows)
 
 
 def audit_writes(records: list[dict]) -> tuple[Table, list[dict]]:

@@ -147,6 +147,20 @@ def _load_row_text() -> None:
     _row_text, _dumpers = format_row_text, Transformer(adapters)
 
 
+def insert_text_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Rows of `table` given as tuples of `columns`' values in their stored text (times as ISO 8601
+    text with the offset, JSON as its text), integers or None, as a stream batch writes thousands:
+    one COPY of `copy_line`s on PostgreSQL (no value converted per row: psycopg's conversion of
+    datetimes and dictionaries was most of a stream worker's cost of writing), `insert_rows`
+    elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        copy_lines(conn, table, columns, [copy_line(row) for row in rows])
+    else:
+        insert_rows(conn, table, columns, rows, json_written=True)
+
+
 def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[bytes]) -> None:
     """Rows of `table` written by `copy_line` (values of `columns`), stored by one COPY
     (PostgreSQL only) as they are; a taken key is a Conflict, as for `insert_rows`."""

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from tradewindow.platform.bulk import copy_line, copy_lines, insert_records, insert_rows
+from tradewindow.platform.bulk import insert_records, insert_text_rows
 from tradewindow.platform.db import UnitOfWork, utcnow
 from tradewindow.platform.ids import new_id
 from tradewindow.platform.tables import outbox_events
@@ -73,10 +73,7 @@ def append_event_rows(conn: Connection, rows: list[tuple]) -> None:
     """Many events given as tuples of EVENT_COLUMNS' values already in their stored text (the
     payload as JSON text, the time as ISO 8601 text with its offset), ids in the order to keep:
     on PostgreSQL one COPY of `copy_line`s, no value converted per row; elsewhere `insert_rows`."""
-    if conn.dialect.name == "postgresql":
-        copy_lines(conn, outbox_events, EVENT_COLUMNS, [copy_line(row) for row in rows])
-    else:
-        insert_rows(conn, outbox_events, EVENT_COLUMNS, rows, json_written=True)
+    insert_text_rows(conn, outbox_events, EVENT_COLUMNS, rows)
 
 
 def event_writes(records: list[dict]) -> tuple[Table, list[dict]]:

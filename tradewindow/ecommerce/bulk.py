@@ -87,15 +87,11 @@ KIND_CHAR = {Kind.ORDER: "o", Kind.PAYMENT: "p", Kind.WAYBILL: "w"}
 CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
 KIND_SLOT = {KIND_CHAR[kind]: slot for slot, kind in enumerate(KINDS)}
 NUMBER_FIELD = {Kind.ORDER: "order_no", Kind.PAYMENT: "payment_no", Kind.WAYBILL: "waybill_no"}
-ORDER_COLUMNS = ("order_no", "buyer_id_number", "ordered_at", "sender_id", "body", "received_at")
-DOC_COLUMNS = {Kind.PAYMENT: ("payment_no", "order_no", "sender_id", "body", "received_at"),
-               Kind.WAYBILL: ("waybill_no", "order_no", "sender_id", "body", "received_at")}
-SENDER_AT = {Kind.ORDER: ORDER_COLUMNS.index("sender_id"), Kind.PAYMENT: DOC_COLUMNS[Kind.PAYMENT].index("sender_id"),
-             Kind.WAYBILL: DOC_COLUMNS[Kind.WAYBILL].index("sender_id")}
-PARCEL_COLUMNS = ("buyer_id_number", "order_no", "id", "year", "waybill_no", "platform_id", "payment_sender_id",
-                  "logistics_sender_id", "ordered_at", "decision", "reasons", "status", "customs_value_fen",
-                  "duty_fen", "consumption_tax_fen", "vat_fen", "total_tax_fen", "counted_fen",
-                  "year_total_after_fen", "decided_at", "cancelled_at", "cancel_reason")
+# The documents' and parcels' columns in the order their rows are written: the service's (its
+# stream batches write the same tables the same way).
+DOC_COLUMNS = service.DOCUMENT_COLUMNS
+SENDER_AT = {kind: columns.index("sender_id") for kind, columns in DOC_COLUMNS.items()}
+PARCEL_COLUMNS = service.PARCEL_COLUMNS
 # On PostgreSQL a parcel's row is copied in this order of its columns: pass 2 writes the first ones
 # (known when the parcel is assessed) as COPY text, pass 3 adds the rest (known once it is decided).
 PARCEL_ASSESSED = ("buyer_id_number", "order_no", "year", "waybill_no", "platform_id", "payment_sender_id",
@@ -827,7 +823,7 @@ class _Clearing:
     def _copy_documents(conn: Any, lines: dict[str, list[bytes]]) -> None:
         for char, kind_lines in lines.items():
             kind = CHAR_KIND[char]
-            copy_lines(conn, TABLE_OF[kind], ORDER_COLUMNS if kind is Kind.ORDER else DOC_COLUMNS[kind], kind_lines)
+            copy_lines(conn, TABLE_OF[kind], DOC_COLUMNS[kind], kind_lines)
 
     def _reasons(self, reasons: tuple[Reason, ...]) -> tuple[list[str], str, str]:
         """The codes of a parcel's reasons, their JSON text and that as a COPY text value, written
@@ -873,7 +869,7 @@ class _Clearing:
 
     # --- storing
     def _store(self, conn: Any, rows: dict[Kind, list[tuple]]) -> None:
-        insert_rows(conn, cbec_orders, ORDER_COLUMNS, rows[Kind.ORDER], json_written=True)
+        insert_rows(conn, cbec_orders, DOC_COLUMNS[Kind.ORDER], rows[Kind.ORDER], json_written=True)
         insert_rows(conn, cbec_payments, DOC_COLUMNS[Kind.PAYMENT], rows[Kind.PAYMENT], json_written=True)
         insert_rows(conn, cbec_waybills, DOC_COLUMNS[Kind.WAYBILL], rows[Kind.WAYBILL], json_written=True)
 

@@ -347,7 +347,6 @@ def _combined_insert(writes: Writes) -> Any:
     return select(literal_column("1")).add_cte(*parts)
 
 
-
 # --- the rows whose indexed key is one of many values --------------------------------------------
 
 # Values per statement on SQLite (an IN list of bound values each).
@@ -416,7 +415,8 @@ def rows_keyed_by(conn: Connection, source: Any, key: Any, values: Iterable[str]
     100 values: once containment was large and analysed, every EPCIS document hashed the whole
     table; 300,000 events, server CPU 181 -> 125 us/event once probed). tests/platform/
     test_keyed_by.py EXPLAINs both statements on a small analysed table so that neither plan comes
-    back unnoticed.
+    back unnoticed. Neither shape survives a generic plan made while a table was small (psycopg
+    prepares what runs five times): `make_engine`'s connections plan every execution afresh.
 
     `probe=False` is for a small table looked up by very many values (equipment by every EPC a
     document names): `key IN (SELECT unnest(...))`, which the server may answer by hashing the
